@@ -1,0 +1,44 @@
+//! The layers every service router gets.
+
+use std::any::Any;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::ApiError;
+
+/// Largest request body accepted; more is a 413 with a JSON error. Every request in this
+/// system is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Finishes a service's router: JSON 404/405 for unknown routes, a body limit, panics turned
+/// into a JSON 500 (inside the SERVER span, so they show as ERROR in the trace), the SERVER span
+/// and `X-Trace-Id` from [`telemetry::traced`], and an untraced `GET /health`.
+pub fn api<S>(routes: Router<S>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let routes = routes
+        .fallback(|| async { ApiError::not_found("No such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response));
+    telemetry::traced(routes).route("/health", get(health))
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error").into_response()
+}

@@ -1,0 +1,77 @@
+//! Calling another service and reading its JSON answer.
+
+use axum::http::StatusCode;
+use reqwest_middleware::RequestBuilder;
+use serde::de::DeserializeOwned;
+
+use crate::api_error::ErrorBody;
+
+/// Why a call to another service did not give the expected answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DownstreamError {
+    /// No answer: connection refused, timeout, reset.
+    #[error("{service} unreachable: {source}")]
+    Unreachable {
+        /// The service called.
+        service: &'static str,
+        /// The transport error.
+        #[source]
+        source: reqwest_middleware::Error,
+    },
+    /// An answer with a non-2xx status.
+    #[error("{service} answered {status}: {message}")]
+    Status {
+        /// The service called.
+        service: &'static str,
+        /// Its status code.
+        status: StatusCode,
+        /// Its `error` message, or the start of its body.
+        message: String,
+    },
+    /// A 2xx answer whose body is not what the typed client expects.
+    #[error("{service} sent an unreadable answer: {source}")]
+    Decode {
+        /// The service called.
+        service: &'static str,
+        /// The decoding error.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl DownstreamError {
+    /// The status the service answered with, if it answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Sends `request` and decodes a 2xx JSON answer as `T`.
+pub async fn call_json<T: DeserializeOwned>(
+    service: &'static str,
+    request: RequestBuilder,
+) -> Result<T, DownstreamError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|source| DownstreamError::Unreachable { service, source })?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&body)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| body.chars().take(200).collect());
+        return Err(DownstreamError::Status {
+            service,
+            status,
+            message,
+        });
+    }
+    response
+        .json()
+        .await
+        .map_err(|source| DownstreamError::Decode { service, source })
+}

@@ -1,0 +1,20 @@
+//! The plumbing every service shares, so each service crate holds only its own behaviour.
+//!
+//! # Layout
+//! - [`settings`]: `HOST`/`PORT` and service URLs from the environment, validated.
+//! - [`api_error`]: [`ApiError`], the one JSON error shape, and extractors whose rejections use it.
+//! - [`item`]: the item-name rule (`[A-Za-z0-9_-]{1,64}`) that keeps input out of downstream URLs.
+//! - [`app`]: [`app::api`], the layers every router gets (tracing, body limit, panics, 404s).
+//! - [`serve`]: binding, serving, and graceful shutdown on SIGTERM/SIGINT.
+//! - [`downstream`]: [`DownstreamError`] and the JSON call helper the typed clients use.
+
+pub mod api_error;
+pub mod app;
+pub mod downstream;
+pub mod item;
+pub mod serve;
+pub mod settings;
+
+pub use api_error::{ApiError, ApiJson, ApiPath};
+pub use downstream::DownstreamError;
+pub use settings::{ConfigError, ListenSettings};

@@ -1,0 +1,338 @@
+//! Telemetry settings read from the environment, validated up front.
+//!
+//! The SDK reads some `OTEL_*` variables itself and ignores others (`OTEL_SDK_DISABLED`,
+//! `OTEL_PROPAGATORS`), and it silently ignores `OTEL_TRACES_SAMPLER` once a sampler is set in
+//! code. So every variable this project documents is parsed here, once, and a bad value is a
+//! [`ConfigError`] naming the variable instead of a silent default.
+
+use std::collections::BTreeMap;
+
+use opentelemetry_sdk::trace::Sampler;
+use url::Url;
+
+/// A setting that could not be used. Its `Display` is the one line a service prints before it
+/// exits with status 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: String,
+    /// The value it had.
+    pub value: String,
+    /// What a valid value looks like.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// An error for `variable` holding `value`.
+    pub fn new(variable: &str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_owned(),
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC, port 4317 by convention (the default).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies, port 4318 by convention.
+    HttpProtobuf,
+}
+
+/// What a service is, as its `main` knows it.
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    /// The default `service.name`; the environment may override it.
+    pub name: &'static str,
+    /// `service.version`, normally `env!("CARGO_PKG_VERSION")`.
+    pub version: &'static str,
+}
+
+/// Every telemetry setting, resolved.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// `service.name` after precedence: `OTEL_SERVICE_NAME`, then `SERVICE_NAME`, then a
+    /// `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, then the built-in name. (The SDK alone would
+    /// let the resource attribute win over `OTEL_SERVICE_NAME`, against the specification.)
+    pub service_name: String,
+    /// `service.version`.
+    pub service_version: String,
+    /// Attributes from `OTEL_RESOURCE_ATTRIBUTES`, minus `service.name`.
+    pub resource_attributes: BTreeMap<String, String>,
+    /// OTLP transport, from `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub protocol: Protocol,
+    /// Full URL spans are sent to: the gRPC endpoint, or the HTTP base with `/v1/traces`.
+    pub traces_endpoint: Url,
+    /// The sampler, from `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
+    pub sampler: Sampler,
+    /// `OTEL_SDK_DISABLED=true`: spans are still created (so logs keep their trace ids and
+    /// propagation still works) but nothing is exported.
+    pub sdk_disabled: bool,
+    /// The log filter directive from `RUST_LOG` (default `info`).
+    pub log_filter: String,
+}
+
+impl TelemetryConfig {
+    /// Reads the process environment.
+    pub fn from_env(service: &ServiceInfo) -> Result<Self, ConfigError> {
+        Self::from_lookup(service, |name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
+    pub fn from_lookup(
+        service: &ServiceInfo,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let mut resource_attributes = match get("OTEL_RESOURCE_ATTRIBUTES") {
+            Some(raw) => parse_resource_attributes(&raw)?,
+            None => BTreeMap::new(),
+        };
+        let resource_service_name = resource_attributes.remove("service.name");
+        let service_name = get("OTEL_SERVICE_NAME")
+            .or_else(|| get("SERVICE_NAME"))
+            .or(resource_service_name)
+            .unwrap_or_else(|| service.name.to_owned());
+
+        let protocol = match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
+            None | Some("grpc") => Protocol::Grpc,
+            Some("http/protobuf") => Protocol::HttpProtobuf,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    other,
+                    "expected grpc or http/protobuf",
+                ));
+            }
+        };
+        let traces_endpoint = traces_endpoint(protocol, get("OTEL_EXPORTER_OTLP_ENDPOINT"))?;
+        let sampler = parse_sampler(
+            get("OTEL_TRACES_SAMPLER").as_deref(),
+            get("OTEL_TRACES_SAMPLER_ARG").as_deref(),
+        )?;
+        let sdk_disabled = match get("OTEL_SDK_DISABLED") {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(ConfigError::new(
+                    "OTEL_SDK_DISABLED",
+                    &v,
+                    "expected true or false",
+                ));
+            }
+        };
+        let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
+            return Err(ConfigError::new("RUST_LOG", &log_filter, e.to_string()));
+        }
+
+        Ok(Self {
+            service_name,
+            service_version: service.version.to_owned(),
+            resource_attributes,
+            protocol,
+            traces_endpoint,
+            sampler,
+            sdk_disabled,
+            log_filter,
+        })
+    }
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES` is `key=value` pairs separated by commas, values percent-encoded.
+fn parse_resource_attributes(raw: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let bad = |reason: &str| ConfigError::new("OTEL_RESOURCE_ATTRIBUTES", raw, reason);
+    let mut attributes = BTreeMap::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| bad("expected comma-separated key=value pairs"))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(bad("an attribute has an empty key"));
+        }
+        let value = percent_encoding::percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| bad("a value is not UTF-8 once percent-decoded"))?;
+        attributes.insert(key.to_owned(), value.into_owned());
+    }
+    Ok(attributes)
+}
+
+/// The URL spans go to. A scheme is required: opentelemetry-otlp 0.33 treats a gRPC endpoint
+/// without one as https, which fails every export against a plain-text collector.
+fn traces_endpoint(protocol: Protocol, raw: Option<String>) -> Result<Url, ConfigError> {
+    const VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    let base = raw.unwrap_or_else(|| match protocol {
+        Protocol::Grpc => "http://127.0.0.1:4317".to_owned(),
+        Protocol::HttpProtobuf => "http://127.0.0.1:4318".to_owned(),
+    });
+    let url = Url::parse(&base).map_err(|e| {
+        ConfigError::new(VAR, &base, format!("{e}; expected a URL such as http://otel-collector:4317"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(
+            VAR,
+            &base,
+            "expected an http:// or https:// URL with a host",
+        ));
+    }
+    match protocol {
+        Protocol::Grpc => Ok(url),
+        // The specification appends the signal path to the base endpoint for OTLP/HTTP.
+        Protocol::HttpProtobuf => {
+            let joined = format!("{}/v1/traces", base.trim_end_matches('/'));
+            Url::parse(&joined).map_err(|e| ConfigError::new(VAR, &base, e.to_string()))
+        }
+    }
+}
+
+fn parse_sampler(name: Option<&str>, arg: Option<&str>) -> Result<Sampler, ConfigError> {
+    let ratio = || -> Result<f64, ConfigError> {
+        match arg {
+            None => Ok(1.0),
+            Some(raw) => match raw.trim().parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(ConfigError::new(
+                    "OTEL_TRACES_SAMPLER_ARG",
+                    raw,
+                    "expected a number from 0 to 1",
+                )),
+            },
+        }
+    };
+    let parent_based = |root: Sampler| Sampler::ParentBased(Box::new(root));
+    Ok(match name {
+        None | Some("parentbased_always_on") => parent_based(Sampler::AlwaysOn),
+        Some("always_on") => Sampler::AlwaysOn,
+        Some("always_off") => Sampler::AlwaysOff,
+        Some("traceidratio") => Sampler::TraceIdRatioBased(ratio()?),
+        Some("parentbased_always_off") => parent_based(Sampler::AlwaysOff),
+        Some("parentbased_traceidratio") => parent_based(Sampler::TraceIdRatioBased(ratio()?)),
+        Some(other) => {
+            return Err(ConfigError::new(
+                "OTEL_TRACES_SAMPLER",
+                other,
+                "expected always_on, always_off, traceidratio, parentbased_always_on, \
+                 parentbased_always_off or parentbased_traceidratio",
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORDER: ServiceInfo = ServiceInfo {
+        name: "order-service",
+        version: "1.2.3",
+    };
+
+    fn config(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TelemetryConfig::from_lookup(&ORDER, |k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_grpc_to_local_collector_with_parent_based_sampling() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.service_name, "order-service");
+        assert_eq!(c.protocol, Protocol::Grpc);
+        assert_eq!(c.traces_endpoint.as_str(), "http://127.0.0.1:4317/");
+        assert!(matches!(c.sampler, Sampler::ParentBased(_)));
+        assert!(!c.sdk_disabled);
+        assert_eq!(c.log_filter, "info");
+    }
+
+    #[test]
+    fn otel_service_name_beats_service_name_beats_resource_attribute() {
+        let attrs = ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,team=shop");
+        assert_eq!(config(&[attrs]).unwrap().service_name, "from-attrs");
+        let seed = ("SERVICE_NAME", "from-seed");
+        assert_eq!(config(&[attrs, seed]).unwrap().service_name, "from-seed");
+        let otel = ("OTEL_SERVICE_NAME", "from-otel");
+        let c = config(&[attrs, seed, otel]).unwrap();
+        assert_eq!(c.service_name, "from-otel");
+        // service.name is resolved once and not left in the attributes to fight it later.
+        assert_eq!(
+            c.resource_attributes.keys().collect::<Vec<_>>(),
+            vec!["team"]
+        );
+    }
+
+    #[test]
+    fn http_protocol_appends_the_traces_path_to_the_base_endpoint() {
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+        ])
+        .unwrap();
+        assert_eq!(c.protocol, Protocol::HttpProtobuf);
+        assert_eq!(c.traces_endpoint.as_str(), "http://collector:4318/v1/traces");
+    }
+
+    #[test]
+    fn endpoint_without_scheme_is_rejected_instead_of_silently_becoming_https() {
+        let err = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]).unwrap_err();
+        assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_ENDPOINT");
+    }
+
+    #[test]
+    fn sampler_from_environment_is_honoured() {
+        let c = config(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ])
+        .unwrap();
+        assert!(matches!(c.sampler, Sampler::TraceIdRatioBased(r) if r == 0.25));
+        assert!(matches!(
+            config(&[("OTEL_TRACES_SAMPLER", "always_off")]).unwrap().sampler,
+            Sampler::AlwaysOff
+        ));
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        let cases = [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_TRACES_SAMPLER", "jaeger_remote"),
+            ("OTEL_SDK_DISABLED", "yes"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "no-equals-sign"),
+            ("RUST_LOG", "info,[[["),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector"),
+        ];
+        for (variable, value) in cases {
+            let err = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+            let line = err.to_string();
+            assert!(line.contains(variable) && !line.contains('\n'), "{line}");
+        }
+        let err = config(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "OTEL_TRACES_SAMPLER_ARG");
+    }
+
+    #[test]
+    fn resource_attribute_values_are_percent_decoded() {
+        let c = config(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=staging%20eu, team = shop",
+        )])
+        .unwrap();
+        assert_eq!(c.resource_attributes["deployment.environment.name"], "staging eu");
+        assert_eq!(c.resource_attributes["team"], "shop");
+    }
+}

@@ -1,0 +1,64 @@
+//! The value that owns the tracer provider and flushes it when the service stops.
+
+use std::time::Duration;
+
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+/// How long shutdown may spend flushing spans before it gives up on them.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Returned by [`crate::init`]. Call [`TelemetryGuard::shutdown`] after the server has stopped:
+/// a provider that is merely dropped loses its last batch.
+#[must_use = "dropping the guard early stops span export; call shutdown().await at exit"]
+pub struct TelemetryGuard {
+    /// `None` once shut down.
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    pub(crate) fn new(provider: SdkTracerProvider) -> Self {
+        Self {
+            provider: Some(provider),
+        }
+    }
+
+    /// Exports every pending span, waiting at most [`FLUSH_TIMEOUT`].
+    ///
+    /// The flush runs on a blocking thread. Calling the provider's shutdown directly from async
+    /// code deadlocks a `current_thread` runtime with the gRPC exporter: tonic's connection task
+    /// needs the very thread the call blocks, and the spans are lost after a 5 s timeout.
+    pub async fn shutdown(mut self) {
+        if let Some(provider) = self.provider.take() {
+            let flushed = tokio::task::spawn_blocking(move || shutdown_provider(&provider)).await;
+            if let Err(e) = flushed {
+                eprintln!("telemetry: span flush thread failed: {e}");
+            }
+        }
+    }
+}
+
+fn shutdown_provider(provider: &SdkTracerProvider) {
+    if let Err(e) = provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
+        // The subscriber may already be gone at this point; stderr is always there.
+        eprintln!("telemetry: flushing spans at shutdown failed: {e}");
+    }
+}
+
+impl Drop for TelemetryGuard {
+    /// A best effort for code paths that never reach `shutdown().await` (early returns, panics).
+    fn drop(&mut self) {
+        let Some(provider) = self.provider.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => shutdown_provider(&provider),
+            Ok(handle) => match handle.runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(|| shutdown_provider(&provider));
+                }
+                // Blocking here would deadlock (see `shutdown`); flush from a detached thread.
+                _ => drop(std::thread::spawn(move || shutdown_provider(&provider))),
+            },
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! OpenTelemetry for the four services, in one place.
+//!
+//! A service calls [`init`] once at start, wraps its router with [`traced`], calls others
+//! through [`http_client`], and awaits [`TelemetryGuard::shutdown`] after its server stops.
+//! Nothing else in the workspace names an exporter, a propagator or a semantic-convention key.
+//! Each function documents the trap of opentelemetry 0.33 / tracing-opentelemetry 0.34 it
+//! avoids (`shared/OTEL-RUST-TRAPS.md`).
+//!
+//! # Layout
+//! - [`config`]: every `OTEL_*` variable (and `SERVICE_NAME`, `RUST_LOG`) parsed and validated.
+//! - `provider`: OTLP exporter (gRPC or HTTP/protobuf), batch processor, sampler, resource.
+//! - `subscriber`: the OpenTelemetry layer and the JSON log layer, each with its own filter.
+//! - `guard`: [`TelemetryGuard`], which flushes spans at shutdown on any runtime flavour.
+//! - `server`: [`traced`], the SERVER span and `X-Trace-Id` for an axum router.
+//! - `client`: [`http_client`], the CLIENT span and W3C context injection for outgoing calls.
+//! - `errors`: [`record_error`], the ERROR status and `exception` event of a failed span.
+
+pub mod config;
+
+mod client;
+mod errors;
+mod guard;
+mod provider;
+mod server;
+mod subscriber;
+
+pub use client::{HttpClient, http_client};
+pub use config::{ConfigError, Protocol, ServiceInfo, TelemetryConfig};
+pub use errors::record_error;
+pub use guard::{FLUSH_TIMEOUT, TelemetryGuard};
+pub use server::{TRACE_ID_HEADER, current_trace_id, traced};
+
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// A variable has a value that cannot be used (the service exits with status 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The exporter could not be built.
+    #[error(transparent)]
+    Exporter(#[from] provider::ExporterError),
+    /// A global subscriber was installed already.
+    #[error("a tracing subscriber is already installed: {0}")]
+    AlreadyInstalled(#[from] tracing_subscriber::util::TryInitError),
+}
+
+/// Sets up tracing for `service` from the environment: the tracer provider exporting over
+/// OTLP, W3C TraceContext + Baggage propagation, and the subscriber with JSON logs to stdout.
+///
+/// Call it from inside the tokio runtime: the gRPC exporter's connection lives on it.
+pub fn init(service: ServiceInfo) -> Result<TelemetryGuard, InitError> {
+    let config = TelemetryConfig::from_env(&service)?;
+    init_with(&config)
+}
+
+/// [`init`] with settings already resolved.
+pub fn init_with(config: &TelemetryConfig) -> Result<TelemetryGuard, InitError> {
+    let provider = provider::build(config)?;
+    // The SDK does not read OTEL_PROPAGATORS: without this call injection writes no header and
+    // every service starts its own trace.
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    subscriber::install(config, &provider)?;
+    Ok(TelemetryGuard::new(provider))
+}

@@ -1,0 +1,70 @@
+//! The tracer provider: OTLP exporter, batch processor, sampler and resource.
+
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+
+use crate::config::{Protocol, TelemetryConfig};
+
+/// A failure to build the exporter (a transport that cannot be set up).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the OTLP exporter for {endpoint}: {source}")]
+pub struct ExporterError {
+    endpoint: String,
+    source: opentelemetry_otlp::ExporterBuildError,
+}
+
+/// Builds the provider described by `config`.
+///
+/// The transport is chosen explicitly (`with_tonic` / `with_http`) from the validated protocol,
+/// and the endpoint is passed explicitly, so nothing depends on which variables the SDK happens
+/// to read. The sampler is set in code from our own parse of `OTEL_TRACES_SAMPLER`, because a
+/// sampler set in code makes the SDK ignore that variable. The batch processor keeps its
+/// defaults and reads `OTEL_BSP_*` itself; it exports from its own thread, which is why the
+/// HTTP transport is the blocking reqwest client (see the workspace `Cargo.toml`).
+pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterError> {
+    let builder = SdkTracerProvider::builder()
+        .with_sampler(config.sampler.clone())
+        .with_resource(resource(config));
+    if config.sdk_disabled {
+        return Ok(builder.build());
+    }
+    let endpoint = config.traces_endpoint.to_string();
+    let exporter = match config.protocol {
+        Protocol::Grpc => SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build(),
+        Protocol::HttpProtobuf => SpanExporter::builder()
+            .with_http()
+            .with_endpoint(endpoint.clone())
+            .build(),
+    }
+    .map_err(|source| ExporterError { endpoint, source })?;
+    Ok(builder.with_batch_exporter(exporter).build())
+}
+
+/// The resource of SPEC §2. `Resource::builder()` adds `telemetry.sdk.*` and whatever
+/// `OTEL_RESOURCE_ATTRIBUTES` holds; our defaults fill only what the user did not set, and the
+/// service name is set last so the precedence resolved in [`TelemetryConfig`] is the one kept.
+fn resource(config: &TelemetryConfig) -> Resource {
+    let defaults = [
+        ("service.version", config.service_version.clone()),
+        ("service.instance.id", uuid::Uuid::new_v4().to_string()),
+        ("deployment.environment.name", "development".to_owned()),
+    ];
+    let attributes = defaults
+        .into_iter()
+        .filter(|(key, _)| !config.resource_attributes.contains_key(*key))
+        .map(|(key, value)| KeyValue::new(key, value))
+        .chain(
+            config
+                .resource_attributes
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+        );
+    Resource::builder()
+        .with_attributes(attributes)
+        .with_service_name(config.service_name.clone())
+        .build()
+}

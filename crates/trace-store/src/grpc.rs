@@ -1,0 +1,44 @@
+//! OTLP/gRPC receiver.
+
+use std::future::Future;
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use crate::TraceStore;
+
+struct GrpcReceiver {
+    store: TraceStore,
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.store.ingest(request.into_inner());
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// Serves OTLP/gRPC on `listener` until `shutdown` completes.
+pub async fn serve_grpc(
+    listener: TcpListener,
+    store: TraceStore,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(GrpcReceiver { store }))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown,
+        )
+        .await
+}

@@ -1,0 +1,69 @@
+//! OTLP/HTTP receiver (protobuf bodies).
+
+use std::future::Future;
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use tokio::net::TcpListener;
+
+use crate::TraceStore;
+
+/// Largest export request accepted, as the Collector's default.
+const MAX_EXPORT_BYTES: usize = 20 * 1024 * 1024;
+
+/// The `POST /v1/traces` route.
+pub fn http_router(store: TraceStore) -> Router {
+    Router::new()
+        .route("/v1/traces", post(export))
+        .layer(DefaultBodyLimit::max(MAX_EXPORT_BYTES))
+        .with_state(store)
+}
+
+/// Serves OTLP/HTTP on `listener` until `shutdown` completes.
+pub async fn serve_http(
+    listener: TcpListener,
+    store: TraceStore,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, http_router(store))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn export(State(store): State<TraceStore>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/x-protobuf") {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/x-protobuf",
+        )
+            .into_response();
+    }
+    match ExportTraceServiceRequest::decode(body) {
+        Ok(request) => {
+            store.ingest(request);
+            let reply = ExportTraceServiceResponse {
+                partial_success: None,
+            };
+            (
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                reply.encode_to_vec(),
+            )
+                .into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid OTLP protobuf: {e}")).into_response(),
+    }
+}
