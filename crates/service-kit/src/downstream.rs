@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use reqwest_middleware::RequestBuilder;
 use serde::de::DeserializeOwned;
+use url::Url;
 
 use crate::api_error::ErrorBody;
 
@@ -74,4 +75,41 @@ pub async fn call_json<T: DeserializeOwned>(
         .json()
         .await
         .map_err(|source| DownstreamError::Decode { service, source })
+}
+
+/// `base` with `segments` appended as path segments, each percent-encoded, so no segment can
+/// add a path level, a query or a fragment.
+pub fn endpoint(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_appends_segments_to_any_base_path() {
+        let base = Url::parse("http://inventory:8002").unwrap();
+        assert_eq!(
+            endpoint(&base, &["stock", "book", "reserve"]).as_str(),
+            "http://inventory:8002/stock/book/reserve"
+        );
+        let prefixed = Url::parse("http://gw/inventory/").unwrap();
+        assert_eq!(
+            endpoint(&prefixed, &["stock", "pen"]).as_str(),
+            "http://gw/inventory/stock/pen"
+        );
+    }
+
+    #[test]
+    fn a_segment_cannot_escape_its_place_in_the_path() {
+        let base = Url::parse("http://inventory:8002/").unwrap();
+        let url = endpoint(&base, &["stock", "../admin?x=1#f"]);
+        assert_eq!(url.path(), "/stock/..%2Fadmin%3Fx=1%23f");
+        assert_eq!(url.query(), None);
+    }
 }

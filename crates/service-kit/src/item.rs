@@ -35,7 +35,9 @@ mod tests {
     #[test]
     fn anything_that_could_reshape_a_url_is_rejected() {
         let long = "x".repeat(65);
-        for item in ["", "../x", "a?b", "a/b", "a#b", "%2F", "a b", "é", "a.b", &long] {
+        for item in [
+            "", "../x", "a?b", "a/b", "a#b", "%2F", "a b", "é", "a.b", &long,
+        ] {
             assert_eq!(
                 validate_item(item).map_err(|e| e.status.as_u16()),
                 Err(400),

@@ -17,4 +17,6 @@ pub mod settings;
 
 pub use api_error::{ApiError, ApiJson, ApiPath};
 pub use downstream::DownstreamError;
-pub use settings::{ConfigError, ListenSettings};
+pub use serve::run;
+pub use settings::{ConfigError, ListenSettings, config_error};
+pub use telemetry::ServiceInfo;

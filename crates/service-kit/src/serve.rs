@@ -54,3 +54,46 @@ pub fn stop_on_signal() -> io::Result<CancellationToken> {
     });
     Ok(token)
 }
+
+/// The life of a service process after its settings are read: telemetry, bind, serve until
+/// SIGTERM/SIGINT, let `background` tasks (fire-and-forget work that outlives its request)
+/// finish for up to [`DRAIN_TIMEOUT`], flush spans. Returns the process exit status: 0 after a
+/// clean stop, 2 for a bad telemetry setting, 1 if the service could not start.
+pub async fn run(
+    service: telemetry::ServiceInfo,
+    listen: crate::ListenSettings,
+    app: Router,
+    background: tokio_util::task::TaskTracker,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+
+    let telemetry = match telemetry::init(service.clone()) {
+        Ok(guard) => guard,
+        Err(telemetry::InitError::Config(e)) => return crate::settings::config_error(&service, &e),
+        Err(e) => {
+            eprintln!("{}: {e}", service.name);
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = async {
+        let stop = stop_on_signal()?;
+        let listener = bind(listen.addr).await?;
+        serve(listener, app, stop).await
+    }
+    .await;
+    background.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, background.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks still running at exit");
+    }
+    telemetry.shutdown().await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: {e}", service.name);
+            ExitCode::FAILURE
+        }
+    }
+}

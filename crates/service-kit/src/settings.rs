@@ -58,7 +58,11 @@ pub fn service_url(
 ) -> Result<Url, ConfigError> {
     let raw = lookup(variable).unwrap_or_else(|| default.to_owned());
     let url = Url::parse(raw.trim()).map_err(|e| {
-        ConfigError::new(variable, &raw, format!("{e}; expected a URL such as {default}"))
+        ConfigError::new(
+            variable,
+            &raw,
+            format!("{e}; expected a URL such as {default}"),
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(ConfigError::new(
@@ -75,6 +79,15 @@ pub fn service_url(
         ));
     }
     Ok(url)
+}
+
+/// Prints a bad setting as one line on stderr and gives exit status 2.
+pub fn config_error(
+    service: &telemetry::ServiceInfo,
+    error: &ConfigError,
+) -> std::process::ExitCode {
+    eprintln!("{}: {error}", service.name);
+    std::process::ExitCode::from(CONFIG_ERROR_EXIT)
 }
 
 #[cfg(test)]

@@ -174,7 +174,11 @@ fn traces_endpoint(protocol: Protocol, raw: Option<String>) -> Result<Url, Confi
         Protocol::HttpProtobuf => "http://127.0.0.1:4318".to_owned(),
     });
     let url = Url::parse(&base).map_err(|e| {
-        ConfigError::new(VAR, &base, format!("{e}; expected a URL such as http://otel-collector:4317"))
+        ConfigError::new(
+            VAR,
+            &base,
+            format!("{e}; expected a URL such as http://otel-collector:4317"),
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(ConfigError::new(
@@ -256,7 +260,10 @@ mod tests {
 
     #[test]
     fn otel_service_name_beats_service_name_beats_resource_attribute() {
-        let attrs = ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,team=shop");
+        let attrs = (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=from-attrs,team=shop",
+        );
         assert_eq!(config(&[attrs]).unwrap().service_name, "from-attrs");
         let seed = ("SERVICE_NAME", "from-seed");
         assert_eq!(config(&[attrs, seed]).unwrap().service_name, "from-seed");
@@ -278,7 +285,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.protocol, Protocol::HttpProtobuf);
-        assert_eq!(c.traces_endpoint.as_str(), "http://collector:4318/v1/traces");
+        assert_eq!(
+            c.traces_endpoint.as_str(),
+            "http://collector:4318/v1/traces"
+        );
     }
 
     #[test]
@@ -296,7 +306,9 @@ mod tests {
         .unwrap();
         assert!(matches!(c.sampler, Sampler::TraceIdRatioBased(r) if r == 0.25));
         assert!(matches!(
-            config(&[("OTEL_TRACES_SAMPLER", "always_off")]).unwrap().sampler,
+            config(&[("OTEL_TRACES_SAMPLER", "always_off")])
+                .unwrap()
+                .sampler,
             Sampler::AlwaysOff
         ));
     }
@@ -332,7 +344,10 @@ mod tests {
             "deployment.environment.name=staging%20eu, team = shop",
         )])
         .unwrap();
-        assert_eq!(c.resource_attributes["deployment.environment.name"], "staging eu");
+        assert_eq!(
+            c.resource_attributes["deployment.environment.name"],
+            "staging eu"
+        );
         assert_eq!(c.resource_attributes["team"], "shop");
     }
 }

@@ -1,10 +1,17 @@
 //! The `tracing` subscriber: one layer that turns spans into OpenTelemetry spans, one that
 //! writes JSON log lines to stdout.
 
-use opentelemetry::trace::TracerProvider as _;
+use std::sync::OnceLock;
+
+use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::dispatcher::WeakDispatch;
 use tracing_subscriber::{
-    EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
+    EnvFilter, Layer,
+    filter::LevelFilter,
+    layer::SubscriberExt,
+    registry::{LookupSpan, SpanRef},
+    util::SubscriberInitExt,
 };
 
 use crate::config::TelemetryConfig;
@@ -35,12 +42,38 @@ pub fn install(
     );
     logs.with_target("target");
     logs.with_flattened_event();
-    logs.with_opentelemetry_ids(true);
+    logs.add_from_span("trace_id", |span| {
+        span_context(span).map(|c| c.trace_id().to_string())
+    });
+    logs.add_from_span("span_id", |span| {
+        span_context(span).map(|c| c.span_id().to_string())
+    });
     // Validated in `TelemetryConfig`, so this fallback is unreachable in practice.
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
 
     tracing_subscriber::registry()
         .with(traces)
         .with(logs.with_filter(filter))
-        .try_init()
+        .try_init()?;
+    tracing::dispatcher::get_default(|dispatch| {
+        let _ = GLOBAL_DISPATCH.set(dispatch.downgrade());
+    });
+    Ok(())
+}
+
+/// The installed dispatcher, which `get_otel_context` needs to reach the OpenTelemetry layer.
+/// It cannot be fetched while a log line is being written (the dispatcher is busy then), so it
+/// is kept from install time. Weak, so it does not keep the subscriber alive by itself.
+static GLOBAL_DISPATCH: OnceLock<WeakDispatch> = OnceLock::new();
+
+/// The OpenTelemetry ids of the span a log line is written in: top-level `trace_id` and
+/// `span_id` fields are what log backends (Loki's derived fields, for one) link to traces by.
+fn span_context<S>(span: &SpanRef<'_, S>) -> Option<SpanContext>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let dispatch = GLOBAL_DISPATCH.get()?.upgrade()?;
+    let context = tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)?;
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
 }

@@ -64,6 +64,10 @@ async fn export(State(store): State<TraceStore>, headers: HeaderMap, body: Bytes
             )
                 .into_response()
         }
-        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid OTLP protobuf: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("invalid OTLP protobuf: {e}"),
+        )
+            .into_response(),
     }
 }

@@ -1,0 +1,46 @@
+//! The typed client for inventory-service.
+
+use service_kit::{
+    DownstreamError,
+    downstream::{call_json, endpoint},
+};
+use telemetry::HttpClient;
+use url::Url;
+
+use crate::api::{QuantityRequest, Release, Reservation, StockLevel};
+
+/// Calls inventory-service at a base URL. Cheap to clone.
+#[derive(Clone)]
+pub struct InventoryClient {
+    base: Url,
+    http: HttpClient,
+}
+
+impl InventoryClient {
+    const SERVICE: &'static str = "inventory-service";
+
+    /// A client for the service at `base`, calling through `http`.
+    pub fn new(base: Url, http: HttpClient) -> Self {
+        Self { base, http }
+    }
+
+    /// `GET /stock/{item}`.
+    pub async fn stock(&self, item: &str) -> Result<StockLevel, DownstreamError> {
+        let url = endpoint(&self.base, &["stock", item]);
+        call_json(Self::SERVICE, self.http.get(url)).await
+    }
+
+    /// `POST /stock/{item}/reserve`.
+    pub async fn reserve(&self, item: &str, quantity: i64) -> Result<Reservation, DownstreamError> {
+        let url = endpoint(&self.base, &["stock", item, "reserve"]);
+        let body = QuantityRequest { quantity };
+        call_json(Self::SERVICE, self.http.post(url).json(&body)).await
+    }
+
+    /// `POST /stock/{item}/release`.
+    pub async fn release(&self, item: &str, quantity: i64) -> Result<Release, DownstreamError> {
+        let url = endpoint(&self.base, &["stock", item, "release"]);
+        let body = QuantityRequest { quantity };
+        call_json(Self::SERVICE, self.http.post(url).json(&body)).await
+    }
+}

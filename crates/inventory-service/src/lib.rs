@@ -1,0 +1,29 @@
+//! inventory-service: how many units of each item are left, and reservations against them.
+//!
+//! `POST /stock/{item}/reserve` runs the `reserve_stock` span with its child `slow_lookup`, the
+//! defect planted for the demo: a lookup that takes 0.27 s for quantities above 5, so that in a
+//! quantity-8 order it is the widest bar of the trace.
+//!
+//! # Layout
+//! - [`api`]: request and response bodies, shared with callers.
+//! - [`client`]: [`InventoryClient`], the typed client order-service uses.
+//! - `handlers`: the routes and their spans.
+//! - [`stock`]: [`StockBook`], the per-item counts with atomic reserve and release.
+//! - [`settings`]: `PORT`, `HOST`, `INVENTORY_STOCK`.
+
+pub mod api;
+pub mod client;
+mod handlers;
+pub mod settings;
+pub mod stock;
+
+pub use client::InventoryClient;
+pub use handlers::router;
+pub use settings::Settings;
+pub use stock::StockBook;
+
+/// Name and version as reported in `service.name` and `service.version`.
+pub const SERVICE: service_kit::ServiceInfo = service_kit::ServiceInfo {
+    name: "inventory-service",
+    version: env!("CARGO_PKG_VERSION"),
+};

@@ -1,0 +1,22 @@
+//! The JSON bodies of notification-service, used by the server and by
+//! [`crate::NotificationClient`].
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /notify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyRequest {
+    /// The order (a UUID).
+    pub order_id: String,
+    /// The item ordered.
+    pub item: String,
+}
+
+/// Answer to `POST /notify` (202 Accepted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyAccepted {
+    /// The order.
+    pub order_id: String,
+    /// Always `accepted`.
+    pub status: String,
+}

@@ -1,0 +1,24 @@
+//! notification-service: tells the customer an order was created (here: logs it).
+//!
+//! order-service calls it fire-and-forget: it may be slow or down without an order failing.
+//!
+//! # Layout
+//! - [`api`]: request and response bodies, shared with callers.
+//! - [`client`]: [`NotificationClient`], the typed client order-service uses.
+//! - `handlers`: the routes.
+
+pub mod api;
+pub mod client;
+mod handlers;
+
+pub use client::NotificationClient;
+pub use handlers::router;
+
+/// Name and version as reported in `service.name` and `service.version`.
+pub const SERVICE: service_kit::ServiceInfo = service_kit::ServiceInfo {
+    name: "notification-service",
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+/// The default port.
+pub const DEFAULT_PORT: u16 = 8004;

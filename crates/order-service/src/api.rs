@@ -1,0 +1,42 @@
+//! The JSON bodies of order-service.
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /orders`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateOrder {
+    /// The item, `[A-Za-z0-9_-]{1,64}`.
+    pub item: String,
+    /// Units, > 0. Signed so that `-1` gets "Quantity must be positive", not a type error.
+    pub quantity: i64,
+    /// Unit price, finite and >= 0.
+    pub price: f64,
+}
+
+/// Answer to `POST /orders` (201).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCreated {
+    /// The new order's id (a UUID).
+    pub order_id: String,
+    /// Always `created`.
+    pub status: String,
+}
+
+/// Answer to `GET /orders/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    /// The order's id.
+    pub order_id: String,
+    /// The item.
+    pub item: String,
+    /// Units.
+    pub quantity: i64,
+    /// Unit price.
+    pub price: f64,
+    /// `price * quantity`, as charged.
+    pub amount: f64,
+    /// The payment-service charge.
+    pub charge_id: String,
+    /// Always `created`.
+    pub status: String,
+}

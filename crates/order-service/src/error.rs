@@ -1,0 +1,59 @@
+//! Every way an order can fail.
+
+use axum::http::StatusCode;
+use service_kit::{ApiError, DownstreamError};
+
+/// Why an order was not created. The `Display` form is the `error` of the JSON answer.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// The request was wrong: its message says how (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The item is not in the catalogue (404).
+    #[error("Unknown item: {0}")]
+    UnknownItem(String),
+    /// Fewer units available than ordered (409).
+    #[error("Insufficient stock")]
+    InsufficientStock,
+    /// inventory-service did not answer the stock check (502).
+    #[error("Inventory check failed")]
+    InventoryCheckFailed(#[source] DownstreamError),
+    /// inventory-service did not answer the reservation (502).
+    #[error("Inventory reserve failed")]
+    InventoryReserveFailed(#[source] DownstreamError),
+    /// payment-service did not charge (502).
+    #[error("Payment failed")]
+    PaymentFailed(#[source] DownstreamError),
+}
+
+impl OrderError {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::UnknownItem(_) => StatusCode::NOT_FOUND,
+            Self::InsufficientStock => StatusCode::CONFLICT,
+            Self::InventoryCheckFailed(_)
+            | Self::InventoryReserveFailed(_)
+            | Self::PaymentFailed(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// A failure of the system rather than of the request: it marks spans ERROR.
+    pub fn is_system_failure(&self) -> bool {
+        self.status().is_server_error()
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        ApiError::new(error.status(), error.to_string())
+    }
+}
+
+impl From<ApiError> for OrderError {
+    /// Validation rules shared with the other services answer [`ApiError`]s; all are 400s.
+    fn from(error: ApiError) -> Self {
+        Self::Invalid(error.message)
+    }
+}

@@ -1,0 +1,29 @@
+//! order-service: `POST /orders` fans out to inventory, payment and notification, one span per
+//! step, so the trace of an order shows where its time went.
+//!
+//! # Layout
+//! - [`api`]: request and response bodies.
+//! - [`settings`]: `PORT`, `HOST` and the URLs of the three services it calls.
+//! - `error`: [`OrderError`], every way an order can fail, with its status code.
+//! - `process`: the steps of an order (`process_order`, `validate_order`, `check_inventory`,
+//!   `reserve_inventory`, `charge_payment`, `send_notification`).
+//! - [`orders`]: [`OrderBook`], the orders created, kept for `GET /orders/{id}`.
+//! - `handlers`: the routes and [`AppState`].
+
+pub mod api;
+mod error;
+mod handlers;
+pub mod orders;
+mod process;
+pub mod settings;
+
+pub use error::OrderError;
+pub use handlers::{AppState, router};
+pub use orders::OrderBook;
+pub use settings::Settings;
+
+/// Name and version as reported in `service.name` and `service.version`.
+pub const SERVICE: service_kit::ServiceInfo = service_kit::ServiceInfo {
+    name: "order-service",
+    version: env!("CARGO_PKG_VERSION"),
+};

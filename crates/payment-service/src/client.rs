@@ -1,0 +1,30 @@
+//! The typed client for payment-service.
+
+use service_kit::{
+    DownstreamError,
+    downstream::{call_json, endpoint},
+};
+use telemetry::HttpClient;
+use url::Url;
+
+use crate::api::{Charge, ChargeRequest};
+
+/// Calls payment-service at a base URL. Cheap to clone.
+#[derive(Clone)]
+pub struct PaymentClient {
+    base: Url,
+    http: HttpClient,
+}
+
+impl PaymentClient {
+    /// A client for the service at `base`, calling through `http`.
+    pub fn new(base: Url, http: HttpClient) -> Self {
+        Self { base, http }
+    }
+
+    /// `POST /charges`.
+    pub async fn charge(&self, request: &ChargeRequest) -> Result<Charge, DownstreamError> {
+        let url = endpoint(&self.base, &["charges"]);
+        call_json("payment-service", self.http.post(url).json(request)).await
+    }
+}
