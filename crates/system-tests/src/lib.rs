@@ -1,0 +1,20 @@
+//! A harness that runs the system as a user does: the four service binaries as separate
+//! processes on free 127.0.0.1 ports, exporting real OTLP to a [`TraceStore`] served by the
+//! test itself, so a test can send an order and then read the trace it produced.
+//!
+//! # Layout
+//! - `binaries`: builds the service binaries once and finds them.
+//! - `process`: [`ServiceProcess`], one running binary with its log.
+//! - `system`: [`System`] and [`SystemBuilder`], the four services plus the store.
+//! - `tree`: [`render_tree`], a trace as indented text, to compare with SPEC §2.
+
+mod binaries;
+mod process;
+mod system;
+mod tree;
+
+pub use binaries::binary_path;
+pub use process::{ServiceProcess, free_port, run_to_exit};
+pub use system::{OrderAnswer, Otlp, Service, System, SystemBuilder, send};
+pub use trace_store::{AttributeValue, SpanKind, SpanStatus, StoredSpan, TraceStore};
+pub use tree::render_tree;

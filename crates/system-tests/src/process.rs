@@ -1,0 +1,171 @@
+//! One service binary running as a child process.
+
+use std::{
+    fs::File,
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use nix::{sys::signal::Signal, unistd::Pid};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+/// A running service binary. Killed when dropped.
+pub struct ServiceProcess {
+    /// The binary's name.
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+    /// Its stdout (JSON logs) and stderr, in files so a chatty process never blocks on a pipe.
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+}
+
+impl ServiceProcess {
+    /// Starts binary `name` with `env` (on top of this process's environment, minus any
+    /// `OTEL_*` and service settings that would leak from the developer's shell).
+    pub fn spawn(
+        name: &str,
+        port: u16,
+        env: &[(String, String)],
+        log_dir: &std::path::Path,
+    ) -> Self {
+        let stdout_path = log_dir.join(format!("{name}.stdout"));
+        let stderr_path = log_dir.join(format!("{name}.stderr"));
+        let stdout = File::create(&stdout_path).expect("create stdout log");
+        let stderr = File::create(&stderr_path).expect("create stderr log");
+        let mut command = Command::new(crate::binary_path(name));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("OTEL_") || key.ends_with("_SERVICE_URL") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self {
+            name: name.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child,
+            stdout_path,
+            stderr_path,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits until `GET /health` answers 200; panics with the process's stderr if it exits or
+    /// takes longer than `timeout`.
+    pub async fn wait_healthy(&mut self, timeout: Duration) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + timeout;
+        let health = format!("{}/health", self.url());
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited with {status} before it was healthy:\n{}",
+                    self.name,
+                    self.stderr()
+                );
+            }
+            let answer = client
+                .get(&health)
+                .timeout(Duration::from_millis(500))
+                .send()
+                .await;
+            if answer.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not healthy after {timeout:?}:\n{}",
+                self.name,
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("send signal");
+    }
+
+    /// Waits up to `timeout` for the process to exit; `None` if it did not.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Everything the process wrote to stdout so far (its JSON log lines).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs binary `name` with `env` to completion (for start-up failures), with a timeout.
+pub fn run_to_exit(name: &str, env: &[(&str, &str)], timeout: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(crate::binary_path(name))
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{name} did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("collect output");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
