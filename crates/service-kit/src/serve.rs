@@ -7,9 +7,21 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT before the server stops
-/// waiting for them. Orders take well under a second; the rest of a 5 s stop budget is for
-/// flushing spans.
+/// waiting for them. Orders take well under a second.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// How long fire-and-forget work (a notification, with its own 0.5 s timeout) may take to
+/// finish once the server has stopped.
+pub const BACKGROUND_TIMEOUT: Duration = Duration::from_millis(600);
+
+// Drain, background work and the span flush together stay inside the 5 s a container
+// orchestrator gives between SIGTERM and SIGKILL by default (Docker: 10 s, Kubernetes: 30 s).
+const _: () = assert!(
+    DRAIN_TIMEOUT.as_millis()
+        + BACKGROUND_TIMEOUT.as_millis()
+        + telemetry::FLUSH_TIMEOUT.as_millis()
+        < 5000
+);
 
 /// Binds `addr`, with a message that says which address failed.
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -57,7 +69,7 @@ pub fn stop_on_signal() -> io::Result<CancellationToken> {
 
 /// The life of a service process after its settings are read: telemetry, bind, serve until
 /// SIGTERM/SIGINT, let `background` tasks (fire-and-forget work that outlives its request)
-/// finish for up to [`DRAIN_TIMEOUT`], flush spans. Returns the process exit status: 0 after a
+/// finish for up to [`BACKGROUND_TIMEOUT`], flush spans. Returns the process exit status: 0 after a
 /// clean stop, 2 for a bad telemetry setting, 1 if the service could not start.
 pub async fn run(
     service: telemetry::ServiceInfo,
@@ -82,7 +94,7 @@ pub async fn run(
     }
     .await;
     background.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, background.wait())
+    if tokio::time::timeout(BACKGROUND_TIMEOUT, background.wait())
         .await
         .is_err()
     {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 /// How long shutdown may spend flushing spans before it gives up on them.
-pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+pub const FLUSH_TIMEOUT: Duration = Duration::from_millis(2500);
 
 /// Returned by [`crate::init`]. Call [`TelemetryGuard::shutdown`] after the server has stopped:
 /// a provider that is merely dropped loses its last batch.

@@ -1,0 +1,90 @@
+//! A bad setting stops a service at start: exit status 2 and one line naming the variable.
+
+use std::time::Duration;
+
+use system_tests::{free_port, run_to_exit};
+
+fn assert_rejected(binary: &str, env: &[(&str, &str)], variable: &str) {
+    let (code, stderr) = run_to_exit(binary, env, Duration::from_secs(10));
+    assert_eq!(code, Some(2), "{binary} with {env:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line: {stderr:?}");
+    assert!(
+        lines[0].contains(variable),
+        "{:?} does not name {variable}",
+        lines[0]
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_settings_exit_two_with_one_line_naming_the_variable() {
+    for binary in [
+        "order-service",
+        "inventory-service",
+        "payment-service",
+        "notification-service",
+    ] {
+        assert_rejected(binary, &[("PORT", "abc")], "PORT");
+        assert_rejected(binary, &[("HOST", "not-an-ip")], "HOST");
+        assert_rejected(
+            binary,
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")],
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        );
+        assert_rejected(
+            binary,
+            &[("OTEL_TRACES_SAMPLER", "sometimes")],
+            "OTEL_TRACES_SAMPLER",
+        );
+    }
+    assert_rejected(
+        "order-service",
+        &[("INVENTORY_SERVICE_URL", "not a url")],
+        "INVENTORY_SERVICE_URL",
+    );
+    assert_rejected(
+        "order-service",
+        &[("PAYMENT_SERVICE_URL", "payment:8003")],
+        "PAYMENT_SERVICE_URL",
+    );
+    assert_rejected(
+        "order-service",
+        &[("NOTIFICATION_SERVICE_URL", "ftp://x")],
+        "NOTIFICATION_SERVICE_URL",
+    );
+    assert_rejected(
+        "inventory-service",
+        &[("INVENTORY_STOCK", "book=lots")],
+        "INVENTORY_STOCK",
+    );
+    assert_rejected(
+        "payment-service",
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")],
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    );
+    assert_rejected(
+        "payment-service",
+        &[("OTEL_SDK_DISABLED", "maybe")],
+        "OTEL_SDK_DISABLED",
+    );
+    assert_rejected("payment-service", &[("RUST_LOG", "info,[[[")], "RUST_LOG");
+}
+
+#[test]
+fn a_busy_port_is_a_clear_error_not_a_panic() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let (code, stderr) = run_to_exit(
+        "payment-service",
+        &[("PORT", &port), ("OTEL_SDK_DISABLED", "true")],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = free_port();
+}
