@@ -26,20 +26,20 @@ impl InventoryClient {
 
     /// `GET /stock/{item}`.
     pub async fn stock(&self, item: &str) -> Result<StockLevel, DownstreamError> {
-        let url = endpoint(&self.base, &["stock", item]);
+        let url = endpoint(Self::SERVICE, &self.base, &["stock", item])?;
         call_json(Self::SERVICE, self.http.get(url)).await
     }
 
     /// `POST /stock/{item}/reserve`.
     pub async fn reserve(&self, item: &str, quantity: i64) -> Result<Reservation, DownstreamError> {
-        let url = endpoint(&self.base, &["stock", item, "reserve"]);
+        let url = endpoint(Self::SERVICE, &self.base, &["stock", item, "reserve"])?;
         let body = QuantityRequest { quantity };
         call_json(Self::SERVICE, self.http.post(url).json(&body)).await
     }
 
     /// `POST /stock/{item}/release`.
     pub async fn release(&self, item: &str, quantity: i64) -> Result<Release, DownstreamError> {
-        let url = endpoint(&self.base, &["stock", item, "release"]);
+        let url = endpoint(Self::SERVICE, &self.base, &["stock", item, "release"])?;
         let body = QuantityRequest { quantity };
         call_json(Self::SERVICE, self.http.post(url).json(&body)).await
     }

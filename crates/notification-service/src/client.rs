@@ -24,7 +24,7 @@ impl NotificationClient {
 
     /// `POST /notify`.
     pub async fn notify(&self, request: &NotifyRequest) -> Result<NotifyAccepted, DownstreamError> {
-        let url = endpoint(&self.base, &["notify"]);
+        let url = endpoint("notification-service", &self.base, &["notify"])?;
         call_json("notification-service", self.http.post(url).json(request)).await
     }
 }

@@ -24,7 +24,7 @@ impl PaymentClient {
 
     /// `POST /charges`.
     pub async fn charge(&self, request: &ChargeRequest) -> Result<Charge, DownstreamError> {
-        let url = endpoint(&self.base, &["charges"]);
+        let url = endpoint("payment-service", &self.base, &["charges"])?;
         call_json("payment-service", self.http.post(url).json(request)).await
     }
 }

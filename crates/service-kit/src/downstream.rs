@@ -29,6 +29,14 @@ pub enum DownstreamError {
         /// Its `error` message, or the start of its body.
         message: String,
     },
+    /// The call was not made: an argument would have changed the path (`.` or `..`).
+    #[error("{service} not called: {segment:?} is not a valid path segment")]
+    InvalidSegment {
+        /// The service that would have been called.
+        service: &'static str,
+        /// The segment refused.
+        segment: String,
+    },
     /// A 2xx answer whose body is not what the typed client expects.
     #[error("{service} sent an unreadable answer: {source}")]
     Decode {
@@ -78,13 +86,24 @@ pub async fn call_json<T: DeserializeOwned>(
 }
 
 /// `base` with `segments` appended as path segments, each percent-encoded, so no segment can
-/// add a path level, a query or a fragment.
-pub fn endpoint(base: &Url, segments: &[&str]) -> Url {
+/// add a path level, a query or a fragment. `.` and `..` are refused: URL normalisation would
+/// turn them into a different path rather than encode them.
+pub fn endpoint(
+    service: &'static str,
+    base: &Url,
+    segments: &[&str],
+) -> Result<Url, DownstreamError> {
+    if let Some(segment) = segments.iter().find(|s| matches!(**s, "." | "..")) {
+        return Err(DownstreamError::InvalidSegment {
+            service,
+            segment: (*segment).to_owned(),
+        });
+    }
     let mut url = base.clone();
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty().extend(segments);
     }
-    url
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -95,12 +114,16 @@ mod tests {
     fn endpoint_appends_segments_to_any_base_path() {
         let base = Url::parse("http://inventory:8002").unwrap();
         assert_eq!(
-            endpoint(&base, &["stock", "book", "reserve"]).as_str(),
+            endpoint("inventory", &base, &["stock", "book", "reserve"])
+                .unwrap()
+                .as_str(),
             "http://inventory:8002/stock/book/reserve"
         );
         let prefixed = Url::parse("http://gw/inventory/").unwrap();
         assert_eq!(
-            endpoint(&prefixed, &["stock", "pen"]).as_str(),
+            endpoint("inventory", &prefixed, &["stock", "pen"])
+                .unwrap()
+                .as_str(),
             "http://gw/inventory/stock/pen"
         );
     }
@@ -108,8 +131,11 @@ mod tests {
     #[test]
     fn a_segment_cannot_escape_its_place_in_the_path() {
         let base = Url::parse("http://inventory:8002/").unwrap();
-        let url = endpoint(&base, &["stock", "../admin?x=1#f"]);
+        let url = endpoint("inventory", &base, &["stock", "../admin?x=1#f"]).unwrap();
         assert_eq!(url.path(), "/stock/..%2Fadmin%3Fx=1%23f");
         assert_eq!(url.query(), None);
+        for dots in [".", ".."] {
+            assert!(endpoint("inventory", &base, &["stock", dots, "reserve"]).is_err());
+        }
     }
 }

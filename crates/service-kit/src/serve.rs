@@ -109,3 +109,12 @@ pub async fn run(
         }
     }
 }
+
+/// Serves `app` on an ephemeral 127.0.0.1 port in the current runtime, until the runtime stops;
+/// returns the address. For in-process tests and for running services inside one process.
+pub async fn spawn_local(app: Router) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}

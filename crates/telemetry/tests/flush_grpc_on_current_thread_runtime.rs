@@ -1,0 +1,9 @@
+//! Shutdown flushes pending spans over OTLP grpc on a current_thread runtime, without hanging.
+//! (One test per file: telemetry installs a process-wide subscriber.)
+
+mod common;
+
+#[tokio::test]
+async fn pending_spans_are_exported_at_shutdown() {
+    common::span_is_flushed_at_shutdown("grpc").await;
+}
