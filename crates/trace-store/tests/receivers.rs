@@ -12,19 +12,33 @@ use trace_store::{AttributeValue, SpanKind, SpanStatus, TraceStore};
 
 async fn start() -> (TraceStore, String, String) {
     let store = TraceStore::new();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let grpc_url = format!("http://{}", grpc.local_addr().expect("addr"));
     let http_url = format!("http://{}", http.local_addr().expect("addr"));
-    tokio::spawn(trace_store::serve_grpc(grpc, store.clone(), std::future::pending()));
-    tokio::spawn(trace_store::serve_http(http, store.clone(), std::future::pending()));
+    tokio::spawn(trace_store::serve_grpc(
+        grpc,
+        store.clone(),
+        std::future::pending(),
+    ));
+    tokio::spawn(trace_store::serve_http(
+        http,
+        store.clone(),
+        std::future::pending(),
+    ));
     (store, grpc_url, http_url)
 }
 
 fn string(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
         ..Default::default()
     }
 }
@@ -32,7 +46,10 @@ fn string(key: &str, value: &str) -> KeyValue {
 fn request(trace: u8, spans: &[(u8, Option<u8>, &str)]) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![string("service.name", "svc")], ..Default::default() }),
+            resource: Some(Resource {
+                attributes: vec![string("service.name", "svc")],
+                ..Default::default()
+            }),
             scope_spans: vec![ScopeSpans {
                 spans: spans
                     .iter()
@@ -45,7 +62,10 @@ fn request(trace: u8, spans: &[(u8, Option<u8>, &str)]) -> ExportTraceServiceReq
                         start_time_unix_nano: 1_000,
                         end_time_unix_nano: 5_000,
                         attributes: vec![string("http.route", "/orders")],
-                        status: Some(Status { code: status::StatusCode::Error as i32, message: "boom".into() }),
+                        status: Some(Status {
+                            code: status::StatusCode::Error as i32,
+                            message: "boom".into(),
+                        }),
                         ..Default::default()
                     })
                     .collect(),
@@ -59,8 +79,12 @@ fn request(trace: u8, spans: &[(u8, Option<u8>, &str)]) -> ExportTraceServiceReq
 #[tokio::test]
 async fn spans_arrive_over_both_transports_flattened() {
     let (store, grpc_url, http_url) = start().await;
-    let mut grpc = TraceServiceClient::connect(grpc_url).await.expect("connect");
-    grpc.export(request(1, &[(1, None, "root"), (2, Some(1), "child")])).await.expect("gRPC export");
+    let mut grpc = TraceServiceClient::connect(grpc_url)
+        .await
+        .expect("connect");
+    grpc.export(request(1, &[(1, None, "root"), (2, Some(1), "child")]))
+        .await
+        .expect("gRPC export");
 
     let body = request(1, &[(3, Some(2), "grandchild")]).encode_to_vec();
     let response = reqwest::Client::new()
@@ -76,13 +100,26 @@ async fn spans_arrive_over_both_transports_flattened() {
     assert_eq!(trace.len(), 3);
     let child = trace.iter().find(|s| s.name == "child").expect("child");
     assert_eq!(child.span_id, "02".repeat(8));
-    assert_eq!(child.parent_span_id.as_deref(), Some("01".repeat(8).as_str()));
+    assert_eq!(
+        child.parent_span_id.as_deref(),
+        Some("01".repeat(8).as_str())
+    );
     assert_eq!(child.service_name, "svc");
     assert_eq!(child.kind, SpanKind::Server);
     assert_eq!(child.status, SpanStatus::Error("boom".into()));
-    assert_eq!(child.attributes.get("http.route"), Some(&AttributeValue::String("/orders".into())));
+    assert_eq!(
+        child.attributes.get("http.route"),
+        Some(&AttributeValue::String("/orders".into()))
+    );
     assert_eq!(child.duration().as_nanos(), 4_000);
-    assert_eq!(trace.iter().find(|s| s.name == "root").expect("root").parent_span_id, None);
+    assert_eq!(
+        trace
+            .iter()
+            .find(|s| s.name == "root")
+            .expect("root")
+            .parent_span_id,
+        None
+    );
 }
 
 #[tokio::test]
@@ -90,13 +127,25 @@ async fn garbage_is_refused_and_the_store_keeps_serving() {
     let (store, _, http_url) = start().await;
     let http = reqwest::Client::new();
     let post = |body: Vec<u8>, content_type: &'static str| {
-        http.post(format!("{http_url}/v1/traces")).header("content-type", content_type).body(body).send()
+        http.post(format!("{http_url}/v1/traces"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
     };
-    let garbage = post(vec![0xff; 64], "application/x-protobuf").await.expect("answer");
+    let garbage = post(vec![0xff; 64], "application/x-protobuf")
+        .await
+        .expect("answer");
     assert_eq!(garbage.status(), 400);
-    let wrong_type = post(b"{}".to_vec(), "application/json").await.expect("answer");
+    let wrong_type = post(b"{}".to_vec(), "application/json")
+        .await
+        .expect("answer");
     assert_eq!(wrong_type.status(), 415);
-    let good = post(request(2, &[(1, None, "after")]).encode_to_vec(), "application/x-protobuf").await.expect("answer");
+    let good = post(
+        request(2, &[(1, None, "after")]).encode_to_vec(),
+        "application/x-protobuf",
+    )
+    .await
+    .expect("answer");
     assert_eq!(good.status(), 200);
     assert_eq!(store.span_count(), 1);
 }
