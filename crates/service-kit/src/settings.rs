@@ -57,28 +57,7 @@ pub fn service_url(
     default: &str,
 ) -> Result<Url, ConfigError> {
     let raw = lookup(variable).unwrap_or_else(|| default.to_owned());
-    let url = Url::parse(raw.trim()).map_err(|e| {
-        ConfigError::new(
-            variable,
-            &raw,
-            format!("{e}; expected a URL such as {default}"),
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::new(
-            variable,
-            &raw,
-            format!("expected an http:// URL with a host, such as {default}"),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::new(
-            variable,
-            &raw,
-            "a base URL has no query or fragment",
-        ));
-    }
-    Ok(url)
+    telemetry::config::parse_base_url(variable, &raw, default)
 }
 
 /// Prints a bad setting as one line on stderr and gives exit status 2.

@@ -6,7 +6,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::net::TcpListener;
 use trace_store::{StoredSpan, TraceStore};
 
 use crate::{ServiceProcess, free_port};
@@ -121,24 +120,14 @@ impl SystemBuilder {
 
     /// Starts the store and the services, and waits until every service is healthy.
     pub async fn start(self) -> System {
-        let store = TraceStore::new();
-        let grpc = TcpListener::bind("127.0.0.1:0")
+        let local = trace_store::start_local()
             .await
-            .expect("bind OTLP gRPC");
-        let http = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind OTLP HTTP");
+            .expect("trace-store starts");
         let endpoint = match self.otlp {
-            Otlp::Grpc => grpc.local_addr(),
-            Otlp::HttpProtobuf => http.local_addr(),
-        }
-        .map(|a| format!("http://{a}"))
-        .expect("OTLP address");
-        let never = std::future::pending::<()>;
-        let store_tasks = vec![
-            tokio::spawn(trace_store::serve_grpc(grpc, store.clone(), never())).abort_handle(),
-            tokio::spawn(trace_store::serve_http(http, store.clone(), never())).abort_handle(),
-        ];
+            Otlp::Grpc => format!("http://{}", local.grpc),
+            Otlp::HttpProtobuf => format!("http://{}", local.http),
+        };
+        let store = local.store;
 
         let protocol = match self.otlp {
             Otlp::Grpc => "grpc",
@@ -187,7 +176,6 @@ impl SystemBuilder {
         System {
             store,
             processes,
-            store_tasks,
             _log_dir: log_dir,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -210,12 +198,12 @@ pub struct OrderAnswer {
     pub elapsed: Duration,
 }
 
-/// A running system. Its processes are killed and its store stopped when it is dropped.
+/// A running system. Its processes are killed when it is dropped; its store stops with the
+/// test's runtime.
 pub struct System {
     /// Every span the services exported.
     pub store: TraceStore,
     processes: HashMap<Service, ServiceProcess>,
-    store_tasks: Vec<tokio::task::AbortHandle>,
     _log_dir: tempfile::TempDir,
     client: reqwest::Client,
 }
@@ -246,6 +234,20 @@ impl System {
     /// A plain HTTP client (no tracing of its own).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// Units of `item` inventory-service says are available.
+    pub async fn available(&self, item: &str) -> u64 {
+        let level: serde_json::Value = self
+            .client
+            .get(format!("{}/stock/{item}", self.url(Service::Inventory)))
+            .send()
+            .await
+            .expect("inventory-service answers")
+            .json()
+            .await
+            .expect("a JSON stock level");
+        level["available"].as_u64().expect("available is a number")
     }
 
     /// Sends `POST /orders` with a JSON body.
@@ -304,13 +306,5 @@ pub async fn send(request: reqwest::RequestBuilder) -> OrderAnswer {
         trace_id,
         body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
         elapsed: started.elapsed(),
-    }
-}
-
-impl Drop for System {
-    fn drop(&mut self) {
-        for task in &self.store_tasks {
-            task.abort();
-        }
     }
 }

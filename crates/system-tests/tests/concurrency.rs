@@ -29,16 +29,7 @@ async fn two_hundred_concurrent_orders_for_one_hundred_mugs_sell_exactly_one_hun
             .all(|a| a.body["error"] == "Insufficient stock")
     );
 
-    let stock: serde_json::Value = system
-        .client()
-        .get(format!("{}/stock/mug", system.url(Service::Inventory)))
-        .send()
-        .await
-        .expect("inventory answers")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(stock["available"], 0);
+    assert_eq!(system.available("mug").await, 0);
 
     // Inventory's own log agrees: 100 reservations, and no line ever shows a count below zero
     // (the counter is unsigned; an oversell would have been a refused reservation instead).

@@ -47,6 +47,14 @@ fn find<'a>(trace: &'a [StoredSpan], name: &str, kind: SpanKind) -> &'a StoredSp
         .unwrap_or_else(|| panic!("no {kind:?} span {name}:\n{}", render_tree(trace)))
 }
 
+/// The one child of `parent`.
+fn child_of<'a>(trace: &'a [StoredSpan], parent: &StoredSpan) -> &'a StoredSpan {
+    trace
+        .iter()
+        .find(|s| s.parent_span_id.as_deref() == Some(parent.span_id.as_str()))
+        .unwrap_or_else(|| panic!("nothing under {}:\n{}", parent.name, render_tree(trace)))
+}
+
 /// ERROR with a description and an `exception` event that says what happened.
 fn assert_failed_with_exception(span: &StoredSpan, cause: &str) {
     match &span.status {
@@ -74,79 +82,20 @@ async fn caller_mistakes_are_4xx_with_json_errors_and_no_error_spans() {
         .start()
         .await;
     // (body, status, message, spans in the trace)
+    #[rustfmt::skip]
     let cases = [
-        (
-            json!({"item": "book", "quantity": 0, "price": 9.99}),
-            400,
-            "Quantity must be positive",
-            3,
-        ),
-        (
-            json!({"item": "book", "quantity": -3, "price": 9.99}),
-            400,
-            "Quantity must be positive",
-            3,
-        ),
-        (
-            json!({"item": "book", "quantity": 1, "price": -0.01}),
-            400,
-            "Price must be non-negative",
-            3,
-        ),
-        (
-            json!({"item": "../x", "quantity": 1, "price": 1}),
-            400,
-            "Item must be",
-            3,
-        ),
-        (
-            json!({"item": "a?b", "quantity": 1, "price": 1}),
-            400,
-            "Item must be",
-            3,
-        ),
-        (
-            json!({"item": "", "quantity": 1, "price": 1}),
-            400,
-            "Item must be",
-            3,
-        ),
-        (
-            json!({"item": "book", "price": 1}),
-            422,
-            "missing field `quantity`",
-            1,
-        ),
-        (
-            json!({"item": "book", "quantity": "two", "price": 1}),
-            422,
-            "invalid type",
-            1,
-        ),
-        (
-            json!({"item": 7, "quantity": 1, "price": 1}),
-            422,
-            "invalid type",
-            1,
-        ),
-        (
-            json!({"item": "book", "quantity": 1.5, "price": 1}),
-            422,
-            "invalid type",
-            1,
-        ),
-        (
-            json!({"item": "unicorn", "quantity": 1, "price": 1}),
-            404,
-            "Unknown item: unicorn",
-            6,
-        ),
-        (
-            json!({"item": "book", "quantity": 6, "price": 1}),
-            409,
-            "Insufficient stock",
-            6,
-        ),
+        (json!({"item": "book", "quantity": 0, "price": 9.99}), 400, "Quantity must be positive", 3),
+        (json!({"item": "book", "quantity": -3, "price": 9.99}), 400, "Quantity must be positive", 3),
+        (json!({"item": "book", "quantity": 1, "price": -0.01}), 400, "Price must be non-negative", 3),
+        (json!({"item": "../x", "quantity": 1, "price": 1}), 400, "Item must be", 3),
+        (json!({"item": "a?b", "quantity": 1, "price": 1}), 400, "Item must be", 3),
+        (json!({"item": "", "quantity": 1, "price": 1}), 400, "Item must be", 3),
+        (json!({"item": "book", "price": 1}), 422, "missing field `quantity`", 1),
+        (json!({"item": "book", "quantity": "two", "price": 1}), 422, "invalid type", 1),
+        (json!({"item": 7, "quantity": 1, "price": 1}), 422, "invalid type", 1),
+        (json!({"item": "book", "quantity": 1.5, "price": 1}), 422, "invalid type", 1),
+        (json!({"item": "unicorn", "quantity": 1, "price": 1}), 404, "Unknown item: unicorn", 6),
+        (json!({"item": "book", "quantity": 6, "price": 1}), 409, "Insufficient stock", 6),
     ];
     for (body, status, message, spans) in cases {
         let answer = system.post_order(body.clone()).await;
@@ -195,16 +144,7 @@ async fn caller_mistakes_are_4xx_with_json_errors_and_no_error_spans() {
     assert_eq!(errors(&trace), vec![]);
 
     // None of these reserved anything: the 5 books are all still there.
-    let stock: serde_json::Value = system
-        .client()
-        .get(format!("{}/stock/book", system.url(Service::Inventory)))
-        .send()
-        .await
-        .expect("inventory answers")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(stock["available"], 5);
+    assert_eq!(system.available("book").await, 5);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -267,10 +207,7 @@ async fn payment_down_is_502_with_charge_payment_in_error() {
     );
     // The CLIENT span that failed is the one under charge_payment, not the reservation's.
     let charge = find(&trace, "charge_payment", SpanKind::Internal);
-    let client = trace
-        .iter()
-        .find(|s| s.parent_span_id.as_deref() == Some(charge.span_id.as_str()))
-        .expect("CLIENT span under charge_payment");
+    let client = child_of(&trace, charge);
     assert_failed_with_exception(client, "error sending request");
 }
 
@@ -297,10 +234,7 @@ async fn downstream_5xx_answer_is_502_and_marks_the_client_span() {
     let trace = expect_error(&system, answer, 502, "Payment failed", 13).await;
     let charge = find(&trace, "charge_payment", SpanKind::Internal);
     assert_failed_with_exception(charge, "503");
-    let client = trace
-        .iter()
-        .find(|s| s.parent_span_id.as_deref() == Some(charge.span_id.as_str()))
-        .expect("CLIENT span under charge_payment");
+    let client = child_of(&trace, charge);
     assert_eq!(client.int_attribute("http.response.status_code"), Some(503));
     assert!(
         matches!(client.status, SpanStatus::Error(_)),

@@ -173,20 +173,7 @@ fn traces_endpoint(protocol: Protocol, raw: Option<String>) -> Result<Url, Confi
         Protocol::Grpc => "http://127.0.0.1:4317".to_owned(),
         Protocol::HttpProtobuf => "http://127.0.0.1:4318".to_owned(),
     });
-    let url = Url::parse(&base).map_err(|e| {
-        ConfigError::new(
-            VAR,
-            &base,
-            format!("{e}; expected a URL such as http://otel-collector:4317"),
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::new(
-            VAR,
-            &base,
-            "expected an http:// or https:// URL with a host",
-        ));
-    }
+    let url = parse_base_url(VAR, &base, "http://otel-collector:4317")?;
     match protocol {
         Protocol::Grpc => Ok(url),
         // The specification appends the signal path to the base endpoint for OTLP/HTTP.
@@ -195,6 +182,33 @@ fn traces_endpoint(protocol: Protocol, raw: Option<String>) -> Result<Url, Confi
             Url::parse(&joined).map_err(|e| ConfigError::new(VAR, &base, e.to_string()))
         }
     }
+}
+
+/// Parses `raw`, the value of `variable`, as the base URL of an HTTP service: `http` or `https`
+/// with a host, no query or fragment. `example` shows a good value in the error.
+pub fn parse_base_url(variable: &str, raw: &str, example: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        ConfigError::new(
+            variable,
+            raw,
+            format!("{e}; expected a URL such as {example}"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(
+            variable,
+            raw,
+            format!("expected an http:// URL with a host, such as {example}"),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(
+            variable,
+            raw,
+            "a base URL has no query or fragment",
+        ));
+    }
+    Ok(url)
 }
 
 fn parse_sampler(name: Option<&str>, arg: Option<&str>) -> Result<Sampler, ConfigError> {

@@ -8,11 +8,14 @@
 //! - `store`: [`TraceStore`], the shared in-memory store, and [`StoredSpan`].
 //! - `grpc`: the `TraceService` gRPC receiver.
 //! - `http`: the `POST /v1/traces` HTTP/protobuf receiver.
+//! - `local`: [`start_local`], both receivers on ephemeral 127.0.0.1 ports.
 
 mod grpc;
 mod http;
+mod local;
 mod store;
 
 pub use grpc::serve_grpc;
 pub use http::{http_router, serve_http};
+pub use local::{LocalStore, start_local};
 pub use store::{AttributeValue, SpanEvent, SpanKind, SpanStatus, StoredSpan, TraceStore};

@@ -11,26 +11,10 @@ use prost::Message;
 use trace_store::{AttributeValue, SpanKind, SpanStatus, TraceStore};
 
 async fn start() -> (TraceStore, String, String) {
-    let store = TraceStore::new();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let grpc_url = format!("http://{}", grpc.local_addr().expect("addr"));
-    let http_url = format!("http://{}", http.local_addr().expect("addr"));
-    tokio::spawn(trace_store::serve_grpc(
-        grpc,
-        store.clone(),
-        std::future::pending(),
-    ));
-    tokio::spawn(trace_store::serve_http(
-        http,
-        store.clone(),
-        std::future::pending(),
-    ));
-    (store, grpc_url, http_url)
+    let local = trace_store::start_local().await.expect("store starts");
+    let grpc_url = format!("http://{}", local.grpc);
+    let http_url = format!("http://{}", local.http);
+    (local.store, grpc_url, http_url)
 }
 
 fn string(key: &str, value: &str) -> KeyValue {

@@ -8,28 +8,12 @@ use trace_store::TraceStore;
 /// Starts a store (gRPC and HTTP) in the current runtime; returns it with a config whose
 /// exporter points at it over `protocol` (`grpc` or `http/protobuf`).
 pub async fn store_and_config(protocol: &str) -> (TraceStore, TelemetryConfig) {
-    let store = TraceStore::new();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let local = trace_store::start_local().await.expect("store starts");
     let addr = match protocol {
-        "grpc" => grpc.local_addr(),
-        _ => http.local_addr(),
-    }
-    .expect("addr");
-    tokio::spawn(trace_store::serve_grpc(
-        grpc,
-        store.clone(),
-        std::future::pending(),
-    ));
-    tokio::spawn(trace_store::serve_http(
-        http,
-        store.clone(),
-        std::future::pending(),
-    ));
+        "grpc" => local.grpc,
+        _ => local.http,
+    };
+    let store = local.store;
     let endpoint = format!("http://{addr}");
     let protocol = protocol.to_owned();
     let config = TelemetryConfig::from_lookup(
