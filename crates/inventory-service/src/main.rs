@@ -1,16 +1,8 @@
-//! inventory-service: read settings, then run until SIGTERM/SIGINT.
+//! inventory-service: see the crate documentation; `inventory_service::run` is the whole process.
 
-use std::process::ExitCode;
-
-use inventory_service::{SERVICE, Settings, StockBook, router};
-use tokio_util::task::TaskTracker;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(e) => return service_kit::config_error(&SERVICE, &e),
-    };
-    let app = router(StockBook::new(settings.stock));
-    service_kit::run(SERVICE, settings.listen, app, TaskTracker::new()).await
+async fn main() -> std::process::ExitCode {
+    inventory_service::run(CancellationToken::new()).await
 }

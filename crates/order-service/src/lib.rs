@@ -27,3 +27,21 @@ pub const SERVICE: service_kit::ServiceInfo = service_kit::ServiceInfo {
     name: "order-service",
     version: env!("CARGO_PKG_VERSION"),
 };
+
+/// The service process: settings from the environment, then serve until SIGTERM/SIGINT or
+/// until `stop` is cancelled. Returns the exit status (2 for a bad setting).
+pub async fn run(stop: tokio_util::sync::CancellationToken) -> std::process::ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => return service_kit::config_error(&SERVICE, &e),
+    };
+    let background = tokio_util::task::TaskTracker::new();
+    let state = match AppState::new(&settings, background.clone()) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("{}: cannot build the HTTP client: {e}", SERVICE.name);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    service_kit::run(SERVICE, settings.listen, router(state), background, stop).await
+}

@@ -20,3 +20,9 @@ pub const SERVICE: service_kit::ServiceInfo = service_kit::ServiceInfo {
 
 /// The default port.
 pub const DEFAULT_PORT: u16 = 8003;
+
+/// The service process: settings from the environment, then serve until SIGTERM/SIGINT or
+/// until `stop` is cancelled. Returns the exit status (2 for a bad setting).
+pub async fn run(stop: tokio_util::sync::CancellationToken) -> std::process::ExitCode {
+    service_kit::serve::run_from_env(SERVICE, DEFAULT_PORT, router(), stop).await
+}

@@ -1,16 +1,8 @@
-//! payment-service: read settings, then run until SIGTERM/SIGINT.
+//! payment-service: see the crate documentation; `payment_service::run` is the whole process.
 
-use std::process::ExitCode;
-
-use payment_service::{DEFAULT_PORT, SERVICE, router};
-use service_kit::ListenSettings;
-use tokio_util::task::TaskTracker;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    let listen = match ListenSettings::from_env(DEFAULT_PORT) {
-        Ok(listen) => listen,
-        Err(e) => return service_kit::config_error(&SERVICE, &e),
-    };
-    service_kit::run(SERVICE, listen, router(), TaskTracker::new()).await
+async fn main() -> std::process::ExitCode {
+    payment_service::run(CancellationToken::new()).await
 }

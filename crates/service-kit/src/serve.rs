@@ -68,7 +68,7 @@ pub fn stop_on_signal() -> io::Result<CancellationToken> {
 }
 
 /// The life of a service process after its settings are read: telemetry, bind, serve until
-/// SIGTERM/SIGINT, let `background` tasks (fire-and-forget work that outlives its request)
+/// SIGTERM/SIGINT or until `stop` is cancelled, let `background` tasks (fire-and-forget work that outlives its request)
 /// finish for up to [`BACKGROUND_TIMEOUT`], flush spans. Returns the process exit status: 0 after a
 /// clean stop, 2 for a bad telemetry setting, 1 if the service could not start.
 pub async fn run(
@@ -76,6 +76,7 @@ pub async fn run(
     listen: crate::ListenSettings,
     app: Router,
     background: tokio_util::task::TaskTracker,
+    stop: CancellationToken,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
 
@@ -88,7 +89,12 @@ pub async fn run(
         }
     };
     let served = async {
-        let stop = stop_on_signal()?;
+        let signalled = stop_on_signal()?;
+        let either = stop.clone();
+        tokio::spawn(async move {
+            signalled.cancelled().await;
+            either.cancel();
+        });
         let listener = bind(listen.addr).await?;
         serve(listener, app, stop).await
     }
@@ -117,4 +123,26 @@ pub async fn spawn_local(app: Router) -> io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(addr)
+}
+
+/// [`run`] for a service whose only settings are `HOST` and `PORT`.
+pub async fn run_from_env(
+    service: telemetry::ServiceInfo,
+    default_port: u16,
+    app: Router,
+    stop: CancellationToken,
+) -> std::process::ExitCode {
+    match crate::ListenSettings::from_env(default_port) {
+        Ok(listen) => {
+            run(
+                service,
+                listen,
+                app,
+                tokio_util::task::TaskTracker::new(),
+                stop,
+            )
+            .await
+        }
+        Err(e) => crate::settings::config_error(&service, &e),
+    }
 }
