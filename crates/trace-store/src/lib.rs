@@ -1,21 +1,35 @@
-//! An OTLP trace receiver that keeps spans in memory, for tests and the embedded demo.
+//! A small trace backend kept in memory: the embedded default of the demo, and what the tests
+//! read traces from.
 //!
-//! It speaks both OTLP transports with opentelemetry-proto's generated types (no hand-written
-//! protobuf): gRPC through tonic and HTTP/protobuf through axum. What it stores is a flattened,
-//! easy-to-assert form of each span ([`StoredSpan`]).
+//! It receives both OTLP transports with opentelemetry-proto's generated types (no hand-written
+//! protobuf): gRPC through tonic and HTTP/protobuf through axum. It keeps a flattened,
+//! easy-to-assert form of each span ([`StoredSpan`]), at most a fixed number of them (oldest
+//! traces are evicted first), and answers a subset of Tempo's HTTP API, so that
+//! [`TempoClient`] reads traces the same way from it and from a real Tempo.
 //!
 //! # Layout
 //! - `store`: [`TraceStore`], the shared in-memory store, and [`StoredSpan`].
 //! - `grpc`: the `TraceService` gRPC receiver.
 //! - `http`: the `POST /v1/traces` HTTP/protobuf receiver.
 //! - `local`: [`start_local`], both receivers on ephemeral 127.0.0.1 ports.
+//! - `query`: the Tempo-compatible query API ([`query_router`]).
+//! - [`tempo`]: Tempo's JSON for traces and search results, both ways.
+//! - `client`: [`TempoClient`], for this API or a real Tempo's.
 
+mod client;
 mod grpc;
 mod http;
 mod local;
+mod query;
 mod store;
+pub mod tempo;
 
+pub use client::{Search, TempoClient, TempoError};
 pub use grpc::serve_grpc;
 pub use http::{http_router, serve_http};
-pub use local::{LocalStore, start_local};
-pub use store::{AttributeValue, SpanEvent, SpanKind, SpanStatus, StoredSpan, TraceStore};
+pub use local::{LocalStore, serve_local, start_local};
+pub use query::{query_router, serve_query};
+pub use store::{
+    AttributeValue, DEFAULT_MAX_SPANS, SpanEvent, SpanKind, SpanStatus, StoreStats, StoredSpan,
+    TraceStore,
+};

@@ -1,4 +1,4 @@
-//! A store with both receivers on ephemeral 127.0.0.1 ports, for tests.
+//! A store with its receivers and query API on ephemeral 127.0.0.1 ports, for tests.
 
 use std::{io, net::SocketAddr};
 
@@ -6,7 +6,7 @@ use tokio::net::TcpListener;
 
 use crate::TraceStore;
 
-/// A store served on 127.0.0.1. The receivers stop when the runtime does.
+/// A store served on 127.0.0.1. Everything stops when the runtime does.
 pub struct LocalStore {
     /// The spans received.
     pub store: TraceStore,
@@ -14,23 +14,29 @@ pub struct LocalStore {
     pub grpc: SocketAddr,
     /// The OTLP/HTTP receiver.
     pub http: SocketAddr,
+    /// The Tempo-compatible query API.
+    pub api: SocketAddr,
 }
 
-/// Starts a store with its gRPC and HTTP receivers in the current runtime.
+/// Serves a new store of default capacity; see [`serve_local`].
 pub async fn start_local() -> io::Result<LocalStore> {
-    let store = TraceStore::new();
+    serve_local(TraceStore::new()).await
+}
+
+/// Serves `store` on three ephemeral ports in the current runtime.
+pub async fn serve_local(store: TraceStore) -> io::Result<LocalStore> {
     let grpc = TcpListener::bind("127.0.0.1:0").await?;
     let http = TcpListener::bind("127.0.0.1:0").await?;
+    let api = TcpListener::bind("127.0.0.1:0").await?;
     let local = LocalStore {
         store: store.clone(),
         grpc: grpc.local_addr()?,
         http: http.local_addr()?,
+        api: api.local_addr()?,
     };
-    tokio::spawn(crate::serve_grpc(
-        grpc,
-        store.clone(),
-        std::future::pending(),
-    ));
-    tokio::spawn(crate::serve_http(http, store, std::future::pending()));
+    let never = std::future::pending::<()>;
+    tokio::spawn(crate::serve_grpc(grpc, store.clone(), never()));
+    tokio::spawn(crate::serve_http(http, store.clone(), never()));
+    tokio::spawn(crate::serve_query(api, store, never()));
     Ok(local)
 }

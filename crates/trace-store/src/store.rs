@@ -1,7 +1,7 @@
 //! The in-memory span store.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, VecDeque, hash_map::Entry},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -28,6 +28,8 @@ pub struct StoredSpan {
     pub kind: SpanKind,
     /// `service.name` of the resource that sent it.
     pub service_name: String,
+    /// Name of the instrumentation scope (the tracer) that made it.
+    pub scope_name: String,
     /// Start time, nanoseconds since the Unix epoch.
     pub start_unix_nano: u64,
     /// End time, nanoseconds since the Unix epoch.
@@ -124,31 +126,111 @@ pub enum AttributeValue {
 /// A span event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpanEvent {
+    /// When it happened, nanoseconds since the Unix epoch.
+    pub time_unix_nano: u64,
     /// Event name (`exception` for recorded errors).
     pub name: String,
     /// Event attributes.
     pub attributes: BTreeMap<String, AttributeValue>,
 }
 
-/// Shared handle to the spans received so far. Cloning it is cheap and shares the store.
-#[derive(Clone, Default)]
+/// The default capacity of a store, in spans.
+pub const DEFAULT_MAX_SPANS: usize = 100_000;
+
+/// Counts describing a store, as `GET /api/status` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoreStats {
+    /// Spans held.
+    pub spans: usize,
+    /// Traces held.
+    pub traces: usize,
+    /// The most spans held at once.
+    pub max_spans: usize,
+    /// Spans evicted to stay within `max_spans`, since start.
+    pub evicted_spans: u64,
+    /// Traces evicted, since start.
+    pub evicted_traces: u64,
+}
+
+/// One trace's spans and when they last changed.
+#[derive(Default)]
+struct TraceEntry {
+    spans: Vec<StoredSpan>,
+    /// [`Inner::sequence`] at the last span added.
+    updated: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    traces: HashMap<String, TraceEntry>,
+    /// Trace ids in the order they were first seen: the eviction order.
+    arrival: VecDeque<String>,
+    spans: usize,
+    max_spans: usize,
+    evicted_spans: u64,
+    evicted_traces: u64,
+    /// Bumped by every ingest that stores something.
+    sequence: u64,
+}
+
+impl Inner {
+    /// Drops whole traces, oldest first, until the store is within its capacity.
+    fn evict(&mut self) -> u64 {
+        let mut evicted = 0;
+        while self.spans > self.max_spans {
+            let Some(oldest) = self.arrival.pop_front() else {
+                break;
+            };
+            if let Some(entry) = self.traces.remove(&oldest) {
+                self.spans -= entry.spans.len();
+                evicted += entry.spans.len() as u64;
+                self.evicted_traces += 1;
+            }
+        }
+        self.evicted_spans += evicted;
+        evicted
+    }
+}
+
+/// Shared handle to the spans received so far, at most `max_spans` of them: when more arrive,
+/// whole traces are evicted, oldest first. Cloning the handle is cheap and shares the store.
+#[derive(Clone)]
 pub struct TraceStore {
-    /// Spans by trace id, in arrival order.
-    traces: Arc<Mutex<HashMap<String, Vec<StoredSpan>>>>,
+    inner: Arc<Mutex<Inner>>,
     /// Woken on every ingest, for [`TraceStore::wait_for`].
     arrived: Arc<Notify>,
 }
 
+impl Default for TraceStore {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_MAX_SPANS)
+    }
+}
+
 impl TraceStore {
-    /// An empty store.
+    /// An empty store holding up to [`DEFAULT_MAX_SPANS`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store holding up to `max_spans` spans.
+    pub fn with_capacity(max_spans: usize) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                max_spans,
+                ..Inner::default()
+            })),
+            arrived: Arc::new(Notify::new()),
+        }
     }
 
     /// Adds the spans of one OTLP export request; returns how many were stored.
     pub fn ingest(&self, request: ExportTraceServiceRequest) -> usize {
         let mut stored = 0;
-        let mut traces = self.lock();
+        let mut guard = self.lock();
+        // Borrow the fields apart: a new trace id goes into both `traces` and `arrival`.
+        let inner = &mut *guard;
+        let sequence = inner.sequence + 1;
         for resource_spans in request.resource_spans {
             let resource = resource_spans
                 .resource
@@ -159,14 +241,40 @@ impl TraceStore {
                 _ => "unknown_service".to_owned(),
             };
             for scope_spans in resource_spans.scope_spans {
+                let scope_name = scope_spans.scope.map(|s| s.name).unwrap_or_default();
                 for span in scope_spans.spans {
-                    let span = flatten(span, &service_name, &resource);
-                    traces.entry(span.trace_id.clone()).or_default().push(span);
+                    let mut span = flatten(span, &service_name, &resource);
+                    span.scope_name.clone_from(&scope_name);
+                    let trace_id = span.trace_id.clone();
+                    let entry = match inner.traces.entry(trace_id) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => {
+                            inner.arrival.push_back(e.key().clone());
+                            e.insert(TraceEntry::default())
+                        }
+                    };
+                    entry.spans.push(span);
+                    entry.updated = sequence;
                     stored += 1;
                 }
             }
         }
-        drop(traces);
+        if stored > 0 {
+            inner.spans += stored;
+            inner.sequence = sequence;
+            let evicted = inner.evict();
+            if evicted > 0 {
+                let total = inner.evicted_spans;
+                // One line per eviction burst, not per span: the count says how many so far.
+                tracing::warn!(
+                    evicted,
+                    total,
+                    max_spans = inner.max_spans,
+                    "trace store full: evicted the oldest traces"
+                );
+            }
+        }
+        drop(guard);
         self.arrived.notify_waiters();
         stored
     }
@@ -174,19 +282,61 @@ impl TraceStore {
     /// All spans of `trace_id` (hex), in arrival order.
     pub fn trace(&self, trace_id: &str) -> Vec<StoredSpan> {
         self.lock()
+            .traces
             .get(&trace_id.to_ascii_lowercase())
-            .cloned()
+            .map(|e| e.spans.clone())
             .unwrap_or_default()
     }
 
-    /// Ids of every trace held.
+    /// Ids of every trace held, oldest first.
     pub fn trace_ids(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        let inner = self.lock();
+        inner
+            .arrival
+            .iter()
+            .filter(|id| inner.traces.contains_key(*id))
+            .cloned()
+            .collect()
+    }
+
+    /// Every trace held, oldest first, each as its spans.
+    pub fn traces(&self) -> Vec<Vec<StoredSpan>> {
+        let inner = self.lock();
+        inner
+            .arrival
+            .iter()
+            .filter_map(|id| inner.traces.get(id).map(|e| e.spans.clone()))
+            .collect()
+    }
+
+    /// The change counter now, and the ids of traces that received spans after `since`
+    /// (a value this method returned before; 0 for all), oldest first.
+    pub fn changed_since(&self, since: u64) -> (u64, Vec<String>) {
+        let inner = self.lock();
+        let changed = inner
+            .arrival
+            .iter()
+            .filter(|id| inner.traces.get(*id).is_some_and(|e| e.updated > since))
+            .cloned()
+            .collect();
+        (inner.sequence, changed)
     }
 
     /// Number of spans held.
     pub fn span_count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        self.lock().spans
+    }
+
+    /// Counts, including evictions.
+    pub fn stats(&self) -> StoreStats {
+        let inner = self.lock();
+        StoreStats {
+            spans: inner.spans,
+            traces: inner.traces.len(),
+            max_spans: inner.max_spans,
+            evicted_spans: inner.evicted_spans,
+            evicted_traces: inner.evicted_traces,
+        }
     }
 
     /// Waits until `done` holds for the spans of `trace_id`, or `timeout` passes; returns the
@@ -210,10 +360,10 @@ impl TraceStore {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<StoredSpan>>> {
-        // A panic while holding the lock cannot leave the map half-written (each insert is one
-        // push), so a poisoned lock is still safe to read.
-        self.traces.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every critical section leaves the maps consistent before anything in it can panic,
+        // so a poisoned lock is still safe to use.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -234,6 +384,7 @@ fn flatten(
         name: span.name,
         kind: SpanKind::from(span.kind),
         service_name: service_name.to_owned(),
+        scope_name: String::new(),
         start_unix_nano: span.start_time_unix_nano,
         end_unix_nano: span.end_time_unix_nano,
         attributes: attributes(span.attributes),
@@ -243,6 +394,7 @@ fn flatten(
             .events
             .into_iter()
             .map(|e| SpanEvent {
+                time_unix_nano: e.time_unix_nano,
                 name: e.name,
                 attributes: attributes(e.attributes),
             })
