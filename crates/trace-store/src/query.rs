@@ -213,7 +213,7 @@ async fn search(
             })
         })
         .collect();
-    hits.sort_by(|a, b| b.start_time_unix_nano.cmp(&a.start_time_unix_nano));
+    hits.sort_by_key(|hit| std::cmp::Reverse(hit.start_time_unix_nano));
     hits.truncate(query.limit);
     Json(SearchResponse { traces: hits }).into_response()
 }
