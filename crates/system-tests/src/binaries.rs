@@ -1,19 +1,20 @@
 //! The service binaries, built on first use.
 //!
-//! Cargo gives a test the path of its own package's binaries only; these are four other
+//! Cargo gives a test the path of its own package's binaries only; these are five other
 //! packages. So the first test to need them runs `cargo build` for them (a no-op when they are
 //! fresh) with the profile the tests were built with, and takes them from the same target dir.
 
 use std::{path::PathBuf, process::Command, sync::OnceLock};
 
-const PACKAGES: [&str; 4] = [
+const PACKAGES: [&str; 5] = [
     "order-service",
     "inventory-service",
     "payment-service",
     "notification-service",
+    "demo",
 ];
 
-/// The path of binary `name` (one of the four services), built if needed.
+/// The path of binary `name` (one of the four services, or `demo`), built if needed.
 pub fn binary_path(name: &str) -> PathBuf {
     let dir = BUILT
         .get_or_init(build_all)
