@@ -155,8 +155,8 @@ pub fn render(spans: &[StoredSpan], width: usize) -> String {
     );
     let _ = writeln!(
         out,
-        "{DIM}{:>8} {:>8}  {:<label_width$} {}{DIM:#}",
-        "start ms", "dur ms", "span", ""
+        "{DIM}{:>8} {:>8}  {:<label_width$}{DIM:#}",
+        "start ms", "dur ms", "span"
     );
     for (depth, span) in rows {
         let offset = span.start_unix_nano.saturating_sub(origin);

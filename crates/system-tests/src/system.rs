@@ -128,6 +128,7 @@ impl SystemBuilder {
             Otlp::HttpProtobuf => format!("http://{}", local.http),
         };
         let store = local.store;
+        let api = format!("http://{}", local.api);
 
         let protocol = match self.otlp {
             Otlp::Grpc => "grpc",
@@ -175,6 +176,7 @@ impl SystemBuilder {
         }
         System {
             store,
+            api,
             processes,
             _log_dir: log_dir,
             client: reqwest::Client::builder()
@@ -203,6 +205,8 @@ pub struct OrderAnswer {
 pub struct System {
     /// Every span the services exported.
     pub store: TraceStore,
+    /// The store's Tempo-compatible API, `http://127.0.0.1:<port>`.
+    pub api: String,
     processes: HashMap<Service, ServiceProcess>,
     _log_dir: tempfile::TempDir,
     client: reqwest::Client,
