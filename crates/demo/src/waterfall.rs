@@ -135,8 +135,10 @@ pub fn render(spans: &[StoredSpan], width: usize) -> String {
         .max()
         .unwrap_or(0)
         .min(width / 2);
-    // "  start ms   dur ms  " + label + " " + bar + marker
-    let bar_width = width.saturating_sub(label_width + 20 + 26).max(10);
+    // Columns: two numbers (19), the label, a space, the bar, then room for the marker
+    // (" ← 99% of the request", 21). The bar keeps 30 columns even in a narrow terminal:
+    // only the marked lines then run past the edge.
+    let bar_width = width.saturating_sub(19 + label_width + 1 + 21).max(30);
 
     let mut out = String::new();
     let status = first
