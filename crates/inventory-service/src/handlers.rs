@@ -1,6 +1,6 @@
 //! The routes of inventory-service.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use axum::{Json, Router, extract::State, routing};
 use service_kit::{ApiError, ApiJson, ApiPath, app::api, item::validate_item};
@@ -10,6 +10,15 @@ use crate::{
     api::{QuantityRequest, Release, Reservation, StockLevel},
     stock::StockError,
 };
+
+/// `inventory_units_total{item, operation}`: units reserved and released.
+static UNITS: LazyLock<telemetry::CounterVec> = LazyLock::new(|| {
+    telemetry::counter(
+        "inventory_units",
+        "Units reserved and released",
+        &["item", "operation"],
+    )
+});
 
 /// All routes, with the shared layers.
 pub fn router(stock: StockBook) -> Router {
@@ -66,6 +75,7 @@ async fn reserve_stock(
     let units = positive(quantity)?;
     slow_lookup(units).await;
     let available = stock.reserve(&item, units)?;
+    UNITS.add(&[&item, "reserved"], units as f64);
     tracing::info!(item, reserved = units, available, "stock reserved");
     Ok(Reservation {
         item,
@@ -94,6 +104,7 @@ async fn release(
     validate_item(&item)?;
     let units = positive(request.quantity)?;
     let available = stock.release(&item, units)?;
+    UNITS.add(&[&item, "released"], units as f64);
     tracing::info!(item, released = units, available, "stock released");
     Ok(Json(Release {
         item,

@@ -1,5 +1,7 @@
 //! The steps of an order, each its own span, in the order SPEC §1 gives.
 
+use std::sync::LazyLock;
+
 use inventory_service::InventoryClient;
 use notification_service::api::NotifyRequest;
 use payment_service::api::{Charge, ChargeRequest};
@@ -11,6 +13,10 @@ use crate::{
     AppState, OrderError,
     api::{CreateOrder, Order, OrderCreated},
 };
+
+/// `orders_total{outcome}`: created, rejected (the caller's mistake) or failed (the system's).
+static ORDERS: LazyLock<telemetry::CounterVec> =
+    LazyLock::new(|| telemetry::counter("orders", "Orders by outcome", &["outcome"]));
 
 /// Runs an order from validation to notification. The notification is started, not awaited.
 #[tracing::instrument(
@@ -24,12 +30,19 @@ pub async fn process_order(
 ) -> Result<OrderCreated, OrderError> {
     let placed = place_order(state, &order).await;
     match &placed {
-        Ok(created) => tracing::info!(order.id = created.order_id, "order created"),
+        Ok(created) => {
+            ORDERS.inc(&["created"]);
+            tracing::info!(order.id = created.order_id, "order created");
+        }
         Err(e) if e.is_system_failure() => {
+            ORDERS.inc(&["failed"]);
             telemetry::record_error(&Span::current(), e);
             tracing::error!(error = %error_chain(e), "order failed");
         }
-        Err(e) => tracing::info!(reason = %e, "order rejected"),
+        Err(e) => {
+            ORDERS.inc(&["rejected"]);
+            tracing::info!(reason = %e, "order rejected");
+        }
     }
     placed
 }

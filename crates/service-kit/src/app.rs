@@ -19,7 +19,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Finishes a service's router: JSON 404/405 for unknown routes, a body limit, panics turned
 /// into a JSON 500 (inside the SERVER span, so they show as ERROR in the trace), the SERVER span
-/// and `X-Trace-Id` from [`telemetry::traced`], and an untraced `GET /health`.
+/// and `X-Trace-Id` from [`telemetry::traced`], and untraced `GET /health` and `GET /metrics`.
 pub fn api<S>(routes: Router<S>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -31,7 +31,9 @@ where
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response));
-    telemetry::traced(routes).route("/health", get(health))
+    telemetry::traced(routes)
+        .route("/health", get(health))
+        .route("/metrics", get(telemetry::metrics_handler))
 }
 
 async fn health() -> impl IntoResponse {

@@ -42,7 +42,12 @@ pub fn http_client(timeout: Duration) -> Result<HttpClient, reqwest::Error> {
 struct ClientSpan;
 
 impl ReqwestOtelSpanBackend for ClientSpan {
-    fn on_request_start(req: &reqwest::Request, _: &mut Extensions) -> Span {
+    fn on_request_start(req: &reqwest::Request, extensions: &mut Extensions) -> Span {
+        extensions.insert(RequestStarted {
+            at: std::time::Instant::now(),
+            server: req.url().host_str().unwrap_or_default().to_owned(),
+            method: req.method().as_str().to_owned(),
+        });
         let mut url = req.url().clone();
         // Never put credentials of a URL into a trace.
         let _ = url.set_username("");
@@ -57,8 +62,19 @@ impl ReqwestOtelSpanBackend for ClientSpan {
     fn on_request_end(
         span: &Span,
         outcome: &reqwest_middleware::Result<reqwest::Response>,
-        _: &mut Extensions,
+        extensions: &mut Extensions,
     ) {
+        if let Some(started) = extensions.get::<RequestStarted>() {
+            let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
+            // Inside the CLIENT span, so the exemplar is this call's trace.
+            let _entered = span.enter();
+            crate::metrics::record_client_request(
+                &started.server,
+                &started.method,
+                status,
+                started.at.elapsed(),
+            );
+        }
         match outcome {
             Ok(response) => {
                 let status = response.status();
@@ -70,6 +86,14 @@ impl ReqwestOtelSpanBackend for ClientSpan {
             Err(error) => record_error(span, error),
         }
     }
+}
+
+/// When and to whom a request was sent, kept in the request's extensions for its metric.
+#[derive(Clone)]
+struct RequestStarted {
+    at: std::time::Instant,
+    server: String,
+    method: String,
 }
 
 /// Writes `traceparent`, `tracestate` and `baggage` for the current span into the request.

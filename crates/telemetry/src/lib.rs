@@ -14,8 +14,11 @@
 //! - `server`: [`traced`], the SERVER span and `X-Trace-Id` for an axum router.
 //! - `client`: [`http_client`], the CLIENT span and W3C context injection for outgoing calls.
 //! - `errors`: [`record_error`], the ERROR status and `exception` event of a failed span.
+//! - [`metrics`]: the Prometheus registry, HTTP duration histograms with trace exemplars,
+//!   business counters, and the `/metrics` handler.
 
 pub mod config;
+pub mod metrics;
 
 mod client;
 mod errors;
@@ -28,6 +31,7 @@ pub use client::{HttpClient, http_client};
 pub use config::{ConfigError, Protocol, ServiceInfo, TelemetryConfig};
 pub use errors::record_error;
 pub use guard::{FLUSH_TIMEOUT, TelemetryGuard};
+pub use metrics::{CounterVec, counter, metrics_handler};
 pub use server::{TRACE_ID_HEADER, current_trace_id, traced};
 
 use opentelemetry::propagation::TextMapCompositePropagator;

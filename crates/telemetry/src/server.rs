@@ -1,6 +1,12 @@
 //! Server side: the SERVER span of every request, continued from the caller's headers.
 
-use axum::{Router, extract::Request, http::HeaderValue, middleware::Next, response::Response};
+use axum::{
+    Router,
+    extract::{MatchedPath, Request},
+    http::HeaderValue,
+    middleware::Next,
+    response::Response,
+};
 use axum_tracing_opentelemetry::middleware::OtelAxumLayer;
 use opentelemetry::trace::Status;
 use tracing::Span;
@@ -25,7 +31,7 @@ where
     S: Clone + Send + Sync + 'static,
 {
     router
-        .layer(axum::middleware::from_fn(add_trace_id_header))
+        .layer(axum::middleware::from_fn(annotate_response))
         .layer(OtelAxumLayer::default().filter(is_traced))
 }
 
@@ -33,11 +39,20 @@ fn is_traced(path: &str) -> bool {
     !UNTRACED_PATHS.contains(&path)
 }
 
-/// Runs inside the SERVER span, so the current trace id is that of the request.
-/// It also gives a 5xx span its description: the layer outside only records `ERROR`.
-async fn add_trace_id_header(request: Request, next: Next) -> Response {
+/// Runs inside the SERVER span, so the current trace id is that of the request: it adds the
+/// `X-Trace-Id` header, records the request in `http_server_request_duration_seconds` with the
+/// trace as exemplar, and gives a 5xx span its description (the layer outside only records
+/// `ERROR`).
+async fn annotate_response(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let mut response = next.run(request).await;
     let status = response.status();
+    crate::metrics::record_server_request(&method, &route, status.as_u16(), started.elapsed());
     if status.is_server_error() {
         Span::current().set_status(Status::error(format!("HTTP {status}")));
     }

@@ -1,0 +1,187 @@
+//! Prometheus metrics, served on `/metrics` as OpenMetrics text with exemplars.
+//!
+//! The opentelemetry-rust SDK does not produce exemplars, and an exemplar (the `trace_id` of a
+//! request that fell in a latency bucket) is what links a Grafana latency panel to the trace
+//! behind a spike. So the RED metrics are kept with prometheus-client, which writes them.
+//! One registry per process; the HTTP histograms are filled by the server and client layers of
+//! this crate, and a service adds its business counters with [`counter`].
+
+use std::{
+    sync::{LazyLock, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use opentelemetry::trace::TraceContextExt;
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, exemplar::HistogramWithExemplars, family::Family},
+    registry::{Metric, Registry},
+};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Label pairs, in the order the metric declares them.
+type Labels = Vec<(&'static str, String)>;
+
+/// An exemplar's labels: just `trace_id`.
+type TraceExemplar = Vec<(&'static str, String)>;
+
+type DurationHistogram = Family<
+    Labels,
+    HistogramWithExemplars<TraceExemplar>,
+    fn() -> HistogramWithExemplars<TraceExemplar>,
+>;
+
+/// Bucket bounds in seconds: the semantic conventions' advice for HTTP durations, plus 0.25
+/// and 0.35 around the planted slow path (~0.29 s), so its shift is visible.
+const DURATION_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0,
+];
+
+fn duration_histogram() -> HistogramWithExemplars<TraceExemplar> {
+    HistogramWithExemplars::new(DURATION_BUCKETS.into_iter())
+}
+
+struct Metrics {
+    registry: Mutex<Registry>,
+    server_duration: DurationHistogram,
+    client_duration: DurationHistogram,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let mut registry = Registry::default();
+    let server_duration: DurationHistogram = Family::new_with_constructor(duration_histogram);
+    let client_duration: DurationHistogram = Family::new_with_constructor(duration_histogram);
+    registry.register_with_unit(
+        "http_server_request_duration",
+        "Duration of HTTP server requests (http.server.request.duration)",
+        prometheus_client::registry::Unit::Seconds,
+        server_duration.clone(),
+    );
+    registry.register_with_unit(
+        "http_client_request_duration",
+        "Duration of HTTP client requests to other services (http.client.request.duration)",
+        prometheus_client::registry::Unit::Seconds,
+        client_duration.clone(),
+    );
+    Metrics {
+        registry: Mutex::new(registry),
+        server_duration,
+        client_duration,
+    }
+});
+
+fn register(name: &str, help: &str, metric: impl Metric) {
+    // Registration happens once per metric at start; a panic elsewhere cannot leave the
+    // registry half-updated, so a poisoned lock is safe to reuse.
+    let mut registry = METRICS.registry.lock().unwrap_or_else(|e| e.into_inner());
+    registry.register(name, help, metric);
+}
+
+/// The current span's trace id, as an exemplar, if the span is sampled (an exemplar pointing
+/// at a trace that was never exported would lead nowhere).
+fn current_exemplar() -> Option<TraceExemplar> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    (span_context.is_valid() && span_context.is_sampled())
+        .then(|| vec![("trace_id", span_context.trace_id().to_string())])
+}
+
+/// Records one request handled: `http_server_request_duration_seconds` by method, route and
+/// status, with the current trace as exemplar. Called inside the SERVER span.
+pub(crate) fn record_server_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let labels = vec![
+        ("http_request_method", method.to_owned()),
+        ("http_route", route.to_owned()),
+        ("http_response_status_code", status.to_string()),
+    ];
+    METRICS.server_duration.get_or_create(&labels).observe(
+        elapsed.as_secs_f64(),
+        current_exemplar(),
+        None,
+    );
+}
+
+/// Records one call to another service: `http_client_request_duration_seconds` by server,
+/// method and status (`error` when there was no answer). Called inside the CLIENT span.
+pub(crate) fn record_client_request(
+    server: &str,
+    method: &str,
+    status: Option<u16>,
+    elapsed: Duration,
+) {
+    let labels = vec![
+        ("server_address", server.to_owned()),
+        ("http_request_method", method.to_owned()),
+        (
+            "http_response_status_code",
+            status.map_or_else(|| "error".to_owned(), |s| s.to_string()),
+        ),
+    ];
+    METRICS.client_duration.get_or_create(&labels).observe(
+        elapsed.as_secs_f64(),
+        current_exemplar(),
+        None,
+    );
+}
+
+/// A business counter with labels, such as `orders_total{outcome="created"}`.
+#[derive(Clone)]
+pub struct CounterVec {
+    family: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    labels: &'static [&'static str],
+}
+
+impl CounterVec {
+    /// Adds `amount` to the series with these label `values` (in the order declared).
+    pub fn add(&self, values: &[&str], amount: f64) {
+        let labels = self
+            .labels
+            .iter()
+            .zip(values)
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .collect();
+        self.family.get_or_create(&labels).inc_by(amount);
+    }
+
+    /// Adds one.
+    pub fn inc(&self, values: &[&str]) {
+        self.add(values, 1.0);
+    }
+}
+
+/// Registers a counter `<name>_total` with `labels`. Call it once per name (a `LazyLock` is the
+/// usual place): a second registration would repeat the metric in the output.
+pub fn counter(
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+) -> CounterVec {
+    let family = Family::default();
+    register(name, help, family.clone());
+    CounterVec { family, labels }
+}
+
+/// The OpenMetrics text of every metric of this process.
+pub fn render() -> String {
+    let registry = METRICS.registry.lock().unwrap_or_else(|e| e.into_inner());
+    let mut text = String::new();
+    if encode(&mut text, &registry).is_err() {
+        text = "# EOF\n".to_owned();
+    }
+    text
+}
+
+/// `GET /metrics`.
+pub async fn metrics_handler() -> Response {
+    let mut response = render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
