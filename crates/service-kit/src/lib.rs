@@ -7,10 +7,12 @@
 //! - [`app`]: [`app::api`], the layers every router gets (tracing, body limit, panics, 404s).
 //! - [`serve`]: binding, serving, and graceful shutdown on SIGTERM/SIGINT.
 //! - [`downstream`]: [`DownstreamError`] and the JSON call helper the typed clients use.
+//! - [`health`]: `--health-check`, the binary probing its own `/health` (for containers).
 
 pub mod api_error;
 pub mod app;
 pub mod downstream;
+pub mod health;
 pub mod item;
 pub mod serve;
 pub mod settings;

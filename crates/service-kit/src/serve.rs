@@ -71,6 +71,8 @@ pub fn stop_on_signal() -> io::Result<CancellationToken> {
 /// SIGTERM/SIGINT or until `stop` is cancelled, let `background` tasks (fire-and-forget work that outlives its request)
 /// finish for up to [`BACKGROUND_TIMEOUT`], flush spans. Returns the process exit status: 0 after a
 /// clean stop, 2 for a bad telemetry setting, 1 if the service could not start.
+///
+/// Started as `<binary> --health-check`, it only probes the running service's `/health`.
 pub async fn run(
     service: telemetry::ServiceInfo,
     listen: crate::ListenSettings,
@@ -80,6 +82,9 @@ pub async fn run(
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
 
+    if crate::health::requested() {
+        return crate::health::check(listen.addr).await;
+    }
     let telemetry = match telemetry::init(service.clone()) {
         Ok(guard) => guard,
         Err(telemetry::InitError::Config(e)) => return crate::settings::config_error(&service, &e),

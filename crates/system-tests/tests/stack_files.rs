@@ -1,0 +1,536 @@
+//! The docker compose stack, checked without Docker: the compose file against the Compose
+//! Specification's schema, Prometheus' config and rules with promtool (and the rules' unit
+//! tests), and the wiring between the files: every host:port one component points at is a
+//! compose service listening on that port, every datasource link names an existing UID, every
+//! image is pinned, and the Collector defines exactly the components its pipelines use.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(path: &str) -> String {
+    let full = repo().join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+fn yaml(path: &str) -> Value {
+    serde_saphyr::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn compose() -> Value {
+    yaml("docker-compose.yml")
+}
+
+/// `host:port` of a URL or a bare `host:port`.
+fn host_port(reference: &str) -> (String, u16) {
+    let rest = reference.split_once("://").map_or(reference, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = authority
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("{reference} has no port"));
+    (
+        host.to_owned(),
+        port.parse()
+            .unwrap_or_else(|_| panic!("{reference}: bad port")),
+    )
+}
+
+fn port_of(endpoint: &Value) -> u16 {
+    host_port(endpoint.as_str().expect("endpoint string")).1
+}
+
+/// The ports each compose service listens on, read from each component's own configuration.
+fn listening_ports() -> BTreeMap<String, BTreeSet<u16>> {
+    let compose = compose();
+    let mut ports: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+    for (name, service) in compose["services"].as_object().expect("services") {
+        if let Some(port) = service["environment"]["PORT"].as_str() {
+            ports
+                .entry(name.clone())
+                .or_default()
+                .insert(port.parse().expect("PORT"));
+        }
+    }
+    let collector = yaml("otel-collector/otel-collector.yml");
+    let otlp = &collector["receivers"]["otlp"]["protocols"];
+    let telemetry = &collector["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]
+        ["prometheus"];
+    ports.insert(
+        "otel-collector".into(),
+        [
+            port_of(&otlp["grpc"]["endpoint"]),
+            port_of(&otlp["http"]["endpoint"]),
+            port_of(&collector["exporters"]["prometheus"]["endpoint"]),
+            port_of(&collector["extensions"]["health_check"]["endpoint"]),
+            u16::try_from(telemetry["port"].as_u64().expect("telemetry port")).expect("port"),
+        ]
+        .into(),
+    );
+    let tempo = yaml("tempo/tempo.yml");
+    let receivers = &tempo["distributor"]["receivers"]["otlp"]["protocols"];
+    ports.insert(
+        "tempo".into(),
+        [
+            u16::try_from(
+                tempo["server"]["http_listen_port"]
+                    .as_u64()
+                    .expect("http port"),
+            )
+            .expect("port"),
+            u16::try_from(
+                tempo["server"]["grpc_listen_port"]
+                    .as_u64()
+                    .expect("grpc port"),
+            )
+            .expect("port"),
+            port_of(&receivers["grpc"]["endpoint"]),
+            port_of(&receivers["http"]["endpoint"]),
+        ]
+        .into(),
+    );
+    // Prometheus and Grafana listen on their images' defaults (no flag moves them here).
+    ports.insert("prometheus".into(), [9090].into());
+    ports.insert("grafana".into(), [3000].into());
+    ports
+}
+
+/// Every reference one component makes to another, as (who, what it points at).
+fn references() -> Vec<(String, String)> {
+    let compose = compose();
+    let mut refs = Vec::new();
+    for (name, service) in compose["services"].as_object().expect("services") {
+        if let Some(env) = service["environment"].as_object() {
+            for (key, value) in env {
+                if key.ends_with("_URL") || key == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+                    refs.push((
+                        format!("{name} {key}"),
+                        value.as_str().expect("string").to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    let collector = yaml("otel-collector/otel-collector.yml");
+    refs.push((
+        "collector otlp/tempo".into(),
+        collector["exporters"]["otlp/tempo"]["endpoint"]
+            .as_str()
+            .expect("endpoint")
+            .into(),
+    ));
+    let tempo = yaml("tempo/tempo.yml");
+    for write in tempo["metrics_generator"]["storage"]["remote_write"]
+        .as_array()
+        .expect("remote_write")
+    {
+        refs.push((
+            "tempo remote_write".into(),
+            write["url"].as_str().expect("url").into(),
+        ));
+    }
+    let datasources = yaml("grafana/provisioning/datasources/datasources.yml");
+    for source in datasources["datasources"].as_array().expect("datasources") {
+        refs.push((
+            format!("grafana datasource {}", source["uid"]),
+            source["url"].as_str().expect("url").into(),
+        ));
+    }
+    let prometheus = yaml("prometheus/prometheus.yml");
+    for job in prometheus["scrape_configs"]
+        .as_array()
+        .expect("scrape_configs")
+    {
+        for config in job["static_configs"].as_array().expect("static_configs") {
+            for target in config["targets"].as_array().expect("targets") {
+                let target = target.as_str().expect("target");
+                // A job scraping "localhost" is Prometheus scraping itself.
+                let target = target.replace("localhost:", "prometheus:");
+                refs.push((format!("prometheus job {}", job["job_name"]), target));
+            }
+        }
+    }
+    refs
+}
+
+#[test]
+fn compose_file_follows_the_compose_specification() {
+    let schema_path = repo().join("../shared/schemas/compose-spec.json");
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(&schema_path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (shared/ sits beside the repository)",
+                schema_path.display()
+            )
+        }))
+        .expect("schema is JSON");
+    let validator = jsonschema::draft7::new(&schema).expect("a valid draft-07 schema");
+    let compose = compose();
+    let errors: Vec<String> = validator
+        .iter_errors(&compose)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // And the checker checks: a misspelt key is refused.
+    let mut broken = compose.clone();
+    broken["services"]["tempo"]["restrat"] = Value::String("always".into());
+    assert!(!validator.is_valid(&broken));
+}
+
+fn promtool(args: &[&str]) {
+    let output = Command::new("promtool")
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("promtool: {e}; install it with: apt-get install -y prometheus")
+        });
+    assert!(
+        output.status.success(),
+        "promtool {}:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn prometheus_config_and_rules_pass_promtool_and_the_alerts_fire_only_when_they_should() {
+    promtool(&[
+        "check",
+        "config",
+        "--syntax-only",
+        "prometheus/prometheus.yml",
+    ]);
+    promtool(&["check", "rules", "prometheus/rules/orders.yml"]);
+    promtool(&["test", "rules", "prometheus/rules/orders_test.yml"]);
+}
+
+#[test]
+fn every_address_a_file_points_at_is_a_service_listening_on_that_port() {
+    let listening = listening_ports();
+    let compose = compose();
+    let services = compose["services"].as_object().expect("services");
+    let mut checked = 0;
+    for (who, reference) in references() {
+        let (host, port) = host_port(&reference);
+        assert!(
+            services.contains_key(&host),
+            "{who} points at {reference}: no service {host}"
+        );
+        assert!(
+            listening.get(&host).is_some_and(|p| p.contains(&port)),
+            "{who} points at {reference}, but {host} listens on {:?}",
+            listening.get(&host)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 16, "only {checked} references found");
+
+    for (name, service) in services {
+        // Published ports: loopback only, to a port the container listens on.
+        for mapping in service["ports"].as_array().into_iter().flatten() {
+            let mapping = mapping.as_str().expect("short syntax");
+            let parts: Vec<&str> = mapping.split(':').collect();
+            assert_eq!(
+                parts.len(),
+                3,
+                "{name}: {mapping} does not name a host address"
+            );
+            assert_eq!(
+                parts[0], "127.0.0.1",
+                "{name}: {mapping} is reachable from the network"
+            );
+            let inner: u16 = parts[2].parse().expect("port");
+            assert!(
+                listening[name].contains(&inner),
+                "{name} publishes {inner}, listens on {:?}",
+                listening[name]
+            );
+        }
+        // Health checks probe a port the service listens on.
+        if let Some(test) = service["healthcheck"]["test"].as_array() {
+            let words: Vec<&str> = test.iter().filter_map(Value::as_str).collect();
+            match words.iter().find(|w| w.starts_with("http://")) {
+                Some(url) => {
+                    let (host, port) = host_port(url);
+                    assert_eq!(host, "localhost", "{name}: {url}");
+                    assert!(listening[name].contains(&port), "{name} healthcheck {url}");
+                }
+                None => {
+                    assert!(words.contains(&"--health-check"), "{name}: {words:?}");
+                    assert!(
+                        service["environment"]["PORT"].is_string(),
+                        "{name} probes $PORT"
+                    );
+                }
+            }
+        }
+        // depends_on: existing services, and service_healthy only where there is a healthcheck.
+        for (dependency, condition) in service["depends_on"].as_object().into_iter().flatten() {
+            assert!(
+                services.contains_key(dependency),
+                "{name} depends on unknown {dependency}"
+            );
+            if condition["condition"] == "service_healthy" {
+                assert!(
+                    services[dependency]["healthcheck"].is_object(),
+                    "{name} waits for {dependency} to be healthy, which has no healthcheck"
+                );
+            }
+        }
+        // Mounted files exist in the repository.
+        for volume in service["volumes"].as_array().into_iter().flatten() {
+            let source = volume
+                .as_str()
+                .expect("short syntax")
+                .split(':')
+                .next()
+                .expect("source");
+            if source.starts_with("./") {
+                assert!(
+                    repo().join(source).exists(),
+                    "{name} mounts missing {source}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_image_is_pinned_and_every_build_names_a_workspace_binary() {
+    let compose = compose();
+    for (name, service) in compose["services"].as_object().expect("services") {
+        let image = service["image"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} has no image"));
+        let (_, tag) = image
+            .rsplit_once(':')
+            .unwrap_or_else(|| panic!("{name}: {image} has no tag"));
+        assert!(
+            tag != "latest" && tag.chars().any(|c| c.is_ascii_digit()),
+            "{name}: {image} is not pinned to a version"
+        );
+        if let Some(built) = service["build"]["args"]["SERVICE"].as_str() {
+            assert_eq!(built, name, "{name} builds {built}");
+            assert!(
+                repo()
+                    .join("crates")
+                    .join(built)
+                    .join("src/main.rs")
+                    .exists(),
+                "no binary {built}"
+            );
+        }
+    }
+    let dockerfile = read("Dockerfile");
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("ARG") && l.contains("IMAGE="))
+    {
+        let image = line.split('=').nth(1).expect("default");
+        assert!(
+            image.contains(':') && !image.ends_with(":latest"),
+            "Dockerfile: {line}"
+        );
+    }
+}
+
+#[test]
+fn grafana_links_name_datasources_that_exist() {
+    let datasources = yaml("grafana/provisioning/datasources/datasources.yml");
+    let uids: BTreeSet<String> = datasources["datasources"]
+        .as_array()
+        .expect("datasources")
+        .iter()
+        .map(|d| {
+            d["uid"]
+                .as_str()
+                .expect("every datasource has a fixed uid")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        uids,
+        BTreeSet::from(["prometheus".to_owned(), "tempo".to_owned()])
+    );
+
+    let mut used = Vec::new();
+    collect_uids(&datasources, &mut used);
+    let dashboard: Value =
+        serde_json::from_str(&read("grafana/dashboards/orders.json")).expect("dashboard JSON");
+    collect_uids(&dashboard, &mut used);
+    assert!(used.len() >= 10, "{used:?}");
+    for uid in used {
+        assert!(
+            uids.contains(&uid),
+            "a link or panel uses unknown datasource {uid}"
+        );
+    }
+    let tempo = &datasources["datasources"][1]["jsonData"];
+    assert_eq!(tempo["serviceMap"]["datasourceUid"], "prometheus");
+    assert_eq!(tempo["tracesToMetrics"]["datasourceUid"], "prometheus");
+    assert_eq!(
+        datasources["datasources"][0]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"],
+        "tempo"
+    );
+
+    let provider = yaml("grafana/provisioning/dashboards/dashboards.yml");
+    let path = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .expect("path");
+    let compose = compose();
+    let mounted = compose["services"]["grafana"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .any(|v| {
+            v.as_str()
+                .is_some_and(|v| v.starts_with("./grafana/dashboards:") && v.contains(path))
+        });
+    assert!(mounted, "dashboards are not mounted at {path}");
+}
+
+/// Every `datasourceUid` value and every `datasource.uid`, anywhere in `value`.
+fn collect_uids(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("datasourceUid", Value::String(uid)) => out.push(uid.clone()),
+                    ("datasource", Value::Object(ds)) => {
+                        if let Some(uid) = ds.get("uid").and_then(Value::as_str) {
+                            out.push(uid.to_owned());
+                        }
+                    }
+                    _ => collect_uids(inner, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_uids(i, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_collector_defines_exactly_what_its_pipelines_use() {
+    let config = yaml("otel-collector/otel-collector.yml");
+    let defined = |section: &str| -> BTreeSet<String> {
+        config[section]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let connectors = defined("connectors");
+    let mut used: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let pipelines = config["service"]["pipelines"]
+        .as_object()
+        .expect("pipelines");
+    for (pipeline, spec) in pipelines {
+        for role in ["receivers", "processors", "exporters"] {
+            let names = spec[role]
+                .as_array()
+                .unwrap_or_else(|| panic!("{pipeline} has no {role}"));
+            for name in names.iter().map(|n| n.as_str().expect("name").to_owned()) {
+                // A connector is an exporter of one pipeline and a receiver of another.
+                let section = if connectors.contains(&name) {
+                    "connectors"
+                } else {
+                    role
+                };
+                used.entry(section).or_default().insert(name);
+            }
+        }
+        assert!(
+            !spec["exporters"].as_array().expect("exporters").is_empty(),
+            "{pipeline} exports nowhere"
+        );
+    }
+    for section in ["receivers", "processors", "exporters", "connectors"] {
+        assert_eq!(
+            defined(section),
+            used.get(section).cloned().unwrap_or_default(),
+            "{section}: defined vs used"
+        );
+    }
+    let extensions: BTreeSet<String> = config["service"]["extensions"]
+        .as_array()
+        .expect("extensions")
+        .iter()
+        .map(|e| e.as_str().expect("name").to_owned())
+        .collect();
+    assert_eq!(defined("extensions"), extensions);
+
+    // memory_limiter comes first wherever data enters; sampling happens after the connectors
+    // that count every span.
+    assert_eq!(pipelines["traces/in"]["processors"][0], "memory_limiter");
+    let metrics_source: Vec<&str> = pipelines["traces/in"]["exporters"]
+        .as_array()
+        .expect("exporters")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(metrics_source.contains(&"spanmetrics") && metrics_source.contains(&"servicegraph"));
+    assert!(
+        !pipelines["traces/in"]["processors"]
+            .as_array()
+            .expect("processors")
+            .iter()
+            .any(|p| p == "tail_sampling")
+    );
+    // Both curls of the README are always kept: a slow trace by latency, the fast one by rate.
+    let policies = config["processors"]["tail_sampling"]["policies"]
+        .as_array()
+        .expect("policies");
+    let kinds: Vec<&str> = policies.iter().filter_map(|p| p["type"].as_str()).collect();
+    assert!(
+        kinds.contains(&"status_code")
+            && kinds.contains(&"latency")
+            && kinds.contains(&"rate_limiting"),
+        "{kinds:?}"
+    );
+    // Tempo does not compute the same series again from sampled traces.
+    let tempo = yaml("tempo/tempo.yml");
+    assert_eq!(
+        tempo["overrides"]["defaults"]["metrics_generator"]["processors"],
+        serde_json::json!(["local-blocks"])
+    );
+}
+
+#[test]
+fn alert_rules_query_metrics_the_services_expose() {
+    let rules = read("prometheus/rules/orders.yml");
+    // The names the services' /metrics use (see tests/metrics.rs): renaming one breaks alerting.
+    for name in [
+        "http_server_request_duration_seconds_bucket",
+        "http_server_request_duration_seconds_count",
+        "http_route",
+        "http_response_status_code",
+    ] {
+        assert!(rules.contains(name), "rules do not use {name}");
+    }
+    let compose = compose();
+    let jobs: BTreeSet<String> = yaml("prometheus/prometheus.yml")["scrape_configs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["job_name"].as_str().expect("name").to_owned())
+        .collect();
+    for service in [
+        "order-service",
+        "inventory-service",
+        "payment-service",
+        "notification-service",
+    ] {
+        assert!(compose["services"][service].is_object());
+        assert!(jobs.contains(service), "no scrape job {service}");
+    }
+}
