@@ -24,6 +24,9 @@ pub enum OrderError {
     /// payment-service did not charge (502).
     #[error("Payment failed")]
     PaymentFailed(#[source] DownstreamError),
+    /// The order's time budget ran out during a step (504); the text names the step.
+    #[error("{0} timed out")]
+    TimedOut(&'static str, #[source] DownstreamError),
 }
 
 impl OrderError {
@@ -36,12 +39,28 @@ impl OrderError {
             Self::InventoryCheckFailed(_)
             | Self::InventoryReserveFailed(_)
             | Self::PaymentFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::TimedOut(..) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
     /// A failure of the system rather than of the request: it marks spans ERROR.
     pub fn is_system_failure(&self) -> bool {
         self.status().is_server_error()
+    }
+}
+
+impl OrderError {
+    /// The error for a failed call of `step`: a timeout (504) if time ran out, else `failed`.
+    pub fn from_call(
+        step: &'static str,
+        error: DownstreamError,
+        failed: fn(DownstreamError) -> OrderError,
+    ) -> Self {
+        if error.is_timeout() {
+            Self::TimedOut(step, error)
+        } else {
+            failed(error)
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub struct AppState {
     pub orders: OrderBook,
     /// Fire-and-forget work still running (notifications), awaited at shutdown.
     pub background: TaskTracker,
+    /// The time budget of one order.
+    pub order_budget: std::time::Duration,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             notification: NotificationClient::new(settings.notification_url.clone(), notify_http),
             orders: OrderBook::default(),
             background,
+            order_budget: settings.order_budget,
         })
     }
 }

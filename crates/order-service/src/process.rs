@@ -1,11 +1,11 @@
 //! The steps of an order, each its own span, in the order SPEC §1 gives.
 
-use std::sync::LazyLock;
+use std::{sync::LazyLock, time::Duration};
 
 use inventory_service::InventoryClient;
 use notification_service::api::NotifyRequest;
 use payment_service::api::{Charge, ChargeRequest};
-use service_kit::item::validate_item;
+use service_kit::{Deadline, deadline::retry_idempotent, item::validate_item};
 use tracing::{Instrument, Span, field::Empty};
 use uuid::Uuid;
 
@@ -48,10 +48,18 @@ pub async fn process_order(
 }
 
 async fn place_order(state: &AppState, order: &CreateOrder) -> Result<OrderCreated, OrderError> {
+    let deadline = Deadline::after(state.order_budget);
     validate_order(order)?;
-    check_inventory(&state.inventory, &order.item, order.quantity).await?;
-    reserve_inventory(&state.inventory, &order.item, order.quantity).await?;
-    let charge = charge_payment(state, order).await?;
+    check_inventory(&state.inventory, &order.item, order.quantity, deadline).await?;
+    reserve_inventory(&state.inventory, &order.item, order.quantity, deadline).await?;
+    let charge = match charge_payment(state, order, deadline).await {
+        Ok(charge) => charge,
+        Err(failed) => {
+            // The units are reserved but will not be paid for: give them back.
+            release_inventory(&state.inventory, &order.item, order.quantity).await;
+            return Err(failed);
+        }
+    };
 
     let id = Uuid::new_v4();
     Span::current().record("order.id", id.to_string());
@@ -86,33 +94,43 @@ fn validate_order(order: &CreateOrder) -> Result<(), OrderError> {
     Ok(())
 }
 
-#[tracing::instrument(name = "check_inventory", skip(inventory))]
+/// Reading stock is idempotent: it is retried on a transient failure, within the budget.
+#[tracing::instrument(name = "check_inventory", skip(inventory, deadline))]
 async fn check_inventory(
     inventory: &InventoryClient,
     item: &str,
     quantity: i64,
+    deadline: Deadline,
 ) -> Result<(), OrderError> {
-    let level = inventory
-        .stock(item)
-        .await
-        .map_err(|e| match e.status().map(|s| s.as_u16()) {
-            Some(404) => OrderError::UnknownItem(item.to_owned()),
-            _ => OrderError::InventoryCheckFailed(e),
-        })
-        .inspect_err(mark_step_failed)?;
+    let level = retry_idempotent("inventory-service", deadline, |left| {
+        let inventory = inventory.within(left);
+        async move { inventory.stock(item).await }
+    })
+    .await
+    .map_err(|e| match e.status().map(|s| s.as_u16()) {
+        Some(404) => OrderError::UnknownItem(item.to_owned()),
+        _ => OrderError::from_call("Inventory check", e, OrderError::InventoryCheckFailed),
+    })
+    .inspect_err(mark_step_failed)?;
     if u64::try_from(quantity).map_or(true, |q| level.available < q) {
         return Err(OrderError::InsufficientStock);
     }
     Ok(())
 }
 
-#[tracing::instrument(name = "reserve_inventory", skip(inventory))]
+/// A reservation is not idempotent: it is made once, never retried.
+#[tracing::instrument(name = "reserve_inventory", skip(inventory, deadline))]
 async fn reserve_inventory(
     inventory: &InventoryClient,
     item: &str,
     quantity: i64,
+    deadline: Deadline,
 ) -> Result<(), OrderError> {
+    let timeout = deadline
+        .for_call("inventory-service")
+        .map_err(|e| OrderError::TimedOut("Inventory reserve", e))?;
     inventory
+        .within(timeout)
         .reserve(item, quantity)
         .await
         .map(drop)
@@ -120,13 +138,57 @@ async fn reserve_inventory(
             // Someone else took the stock between the check and the reservation.
             Some(409) => OrderError::InsufficientStock,
             Some(404) => OrderError::UnknownItem(item.to_owned()),
-            _ => OrderError::InventoryReserveFailed(e),
+            _ => OrderError::from_call("Inventory reserve", e, OrderError::InventoryReserveFailed),
         })
         .inspect_err(mark_step_failed)
 }
 
+/// How many times a release is tried before it is left to a human.
+const RELEASE_ATTEMPTS: u32 = 3;
+
+/// Compensation: gives back units reserved for an order that will not be paid. It has its own
+/// time (not the order's, which may be spent); a release that keeps failing is logged at ERROR
+/// with the order's trace id, so the stock can be reconciled by hand.
+#[tracing::instrument(name = "release_inventory", skip(inventory))]
+async fn release_inventory(inventory: &InventoryClient, item: &str, quantity: i64) {
+    let inventory = inventory.within(Duration::from_secs(1));
+    for attempt in 1..=RELEASE_ATTEMPTS {
+        match inventory.release(item, quantity).await {
+            Ok(_) => {
+                tracing::info!(
+                    item,
+                    quantity,
+                    "reservation released after a failed payment"
+                );
+                return;
+            }
+            Err(e) if attempt < RELEASE_ATTEMPTS && e.is_transient() => {
+                tracing::warn!(attempt, error = %e, "release failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+            Err(e) => {
+                telemetry::record_error(&Span::current(), &e);
+                tracing::error!(
+                    item,
+                    quantity,
+                    error = %e,
+                    "stock NOT released after a failed payment: reconcile by hand"
+                );
+                return;
+            }
+        }
+    }
+}
+
 #[tracing::instrument(name = "charge_payment", skip_all, fields(payment.amount = Empty))]
-async fn charge_payment(state: &AppState, order: &CreateOrder) -> Result<Charge, OrderError> {
+async fn charge_payment(
+    state: &AppState,
+    order: &CreateOrder,
+    deadline: Deadline,
+) -> Result<Charge, OrderError> {
+    let timeout = deadline
+        .for_call("payment-service")
+        .map_err(|e| OrderError::TimedOut("Payment", e))?;
     let amount = order.price * order.quantity as f64;
     Span::current().record("payment.amount", amount);
     let request = ChargeRequest {
@@ -135,9 +197,10 @@ async fn charge_payment(state: &AppState, order: &CreateOrder) -> Result<Charge,
     };
     state
         .payment
+        .within(timeout)
         .charge(&request)
         .await
-        .map_err(OrderError::PaymentFailed)
+        .map_err(|e| OrderError::from_call("Payment", e, OrderError::PaymentFailed))
         .inspect_err(mark_step_failed)
 }
 

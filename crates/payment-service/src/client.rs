@@ -14,17 +14,37 @@ use crate::api::{Charge, ChargeRequest};
 pub struct PaymentClient {
     base: Url,
     http: HttpClient,
+    /// Per-call time limit, when shorter than the client's own.
+    timeout: Option<std::time::Duration>,
 }
 
 impl PaymentClient {
     /// A client for the service at `base`, calling through `http`.
     pub fn new(base: Url, http: HttpClient) -> Self {
-        Self { base, http }
+        Self {
+            base,
+            http,
+            timeout: None,
+        }
+    }
+
+    /// The same client, giving up on each call after `remaining` (what is left of a caller's
+    /// time budget).
+    pub fn within(&self, remaining: std::time::Duration) -> Self {
+        Self {
+            timeout: Some(remaining),
+            ..self.clone()
+        }
     }
 
     /// `POST /charges`.
     pub async fn charge(&self, request: &ChargeRequest) -> Result<Charge, DownstreamError> {
         let url = endpoint("payment-service", &self.base, &["charges"])?;
-        call_json("payment-service", self.http.post(url).json(request)).await
+        call_json(
+            "payment-service",
+            self.http.post(url).json(request),
+            self.timeout,
+        )
+        .await
     }
 }

@@ -29,6 +29,12 @@ pub enum DownstreamError {
         /// Its `error` message, or the start of its body.
         message: String,
     },
+    /// The call was not made: the caller's time budget was already spent.
+    #[error("{service} not called: the time budget is spent")]
+    BudgetSpent {
+        /// The service that would have been called.
+        service: &'static str,
+    },
     /// The call was not made: an argument would have changed the path (`.` or `..`).
     #[error("{service} not called: {segment:?} is not a valid path segment")]
     InvalidSegment {
@@ -49,6 +55,27 @@ pub enum DownstreamError {
 }
 
 impl DownstreamError {
+    /// Whether the call gave up because its time ran out.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::Unreachable {
+                source: reqwest_middleware::Error::Reqwest(e),
+                ..
+            } => e.is_timeout(),
+            Self::BudgetSpent { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether trying again could help: no answer, or a 502/503/504 (never a 4xx).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Status { status, .. } => matches!(status.as_u16(), 502..=504),
+            _ => false,
+        }
+    }
+
     /// The status the service answered with, if it answered.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
@@ -58,11 +85,17 @@ impl DownstreamError {
     }
 }
 
-/// Sends `request` and decodes a 2xx JSON answer as `T`.
+/// Sends `request` and decodes a 2xx JSON answer as `T`. With a `timeout`, the request gives
+/// up after it (inside the client, so its CLIENT span records the timeout as an error).
 pub async fn call_json<T: DeserializeOwned>(
     service: &'static str,
     request: RequestBuilder,
+    timeout: Option<std::time::Duration>,
 ) -> Result<T, DownstreamError> {
+    let request = match timeout {
+        Some(timeout) => request.timeout(timeout),
+        None => request,
+    };
     let response = request
         .send()
         .await

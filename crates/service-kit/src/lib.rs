@@ -6,11 +6,13 @@
 //! - [`item`]: the item-name rule (`[A-Za-z0-9_-]{1,64}`) that keeps input out of downstream URLs.
 //! - [`app`]: [`app::api`], the layers every router gets (tracing, body limit, panics, 404s).
 //! - [`serve`]: binding, serving, and graceful shutdown on SIGTERM/SIGINT.
+//! - [`deadline`]: a request's time budget, and bounded retries for idempotent calls.
 //! - [`downstream`]: [`DownstreamError`] and the JSON call helper the typed clients use.
 //! - [`health`]: `--health-check`, the binary probing its own `/health` (for containers).
 
 pub mod api_error;
 pub mod app;
+pub mod deadline;
 pub mod downstream;
 pub mod health;
 pub mod item;
@@ -18,6 +20,7 @@ pub mod serve;
 pub mod settings;
 
 pub use api_error::{ApiError, ApiJson, ApiPath};
+pub use deadline::Deadline;
 pub use downstream::DownstreamError;
 pub use serve::run;
 pub use settings::{ConfigError, ListenSettings, config_error};
