@@ -3,14 +3,18 @@
 use axum::{
     Json, Router,
     extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
     routing,
 };
 use inventory_service::InventoryClient;
 use notification_service::NotificationClient;
 use payment_service::PaymentClient;
-use service_kit::{ApiError, ApiJson, ApiPath, app::api};
+use service_kit::{
+    ApiError, ApiJson, ApiPath,
+    app::api,
+    idempotency::{Answer, Claim, IdempotencyStore},
+};
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
@@ -20,6 +24,10 @@ use crate::{
     process::process_order,
     settings::{DOWNSTREAM_TIMEOUT, NOTIFICATION_TIMEOUT},
 };
+
+/// How many idempotency keys are remembered, and for how long.
+const IDEMPOTENCY_KEYS: usize = 10_000;
+const IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -36,6 +44,8 @@ pub struct AppState {
     pub background: TaskTracker,
     /// The time budget of one order.
     pub order_budget: std::time::Duration,
+    /// `Idempotency-Key`s seen, with their answers.
+    pub idempotency: IdempotencyStore,
 }
 
 impl AppState {
@@ -50,6 +60,7 @@ impl AppState {
             orders: OrderBook::default(),
             background,
             order_budget: settings.order_budget,
+            idempotency: IdempotencyStore::new(IDEMPOTENCY_KEYS, IDEMPOTENCY_TTL),
         })
     }
 }
@@ -62,17 +73,70 @@ pub fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
+/// `POST /orders`. With an `Idempotency-Key`, a repeat (even a concurrent one) gets the first
+/// request's answer, and the order is placed, reserved and charged once.
 async fn create_order(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(order): ApiJson<CreateOrder>,
-) -> Result<impl IntoResponse, ApiError> {
-    let created = process_order(&state, order).await?;
-    let location = format!("/orders/{}", created.order_id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(created),
-    ))
+) -> Response {
+    let key = match IdempotencyStore::key_of(&headers) {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    let Some(key) = key else {
+        return respond(place(&state, order, None).await);
+    };
+    // f64 has no Hash: the request's JSON is its fingerprint.
+    let fingerprint = serde_json::to_string(&order).unwrap_or_default();
+    let wait = state.order_budget + NOTIFICATION_TIMEOUT;
+    match state.idempotency.claim(&key, &fingerprint, wait).await {
+        Err(e) => e.into_response(),
+        Ok(Claim::Repeat(answer)) => {
+            let mut response = respond(answer);
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            response
+        }
+        Ok(Claim::New(pending)) => {
+            let answer = place(&state, order, Some(&key)).await;
+            pending.finish(answer.clone());
+            respond(answer)
+        }
+    }
+}
+
+/// Runs the order and turns its outcome into a storable answer.
+async fn place(state: &AppState, order: CreateOrder, key: Option<&str>) -> Answer {
+    match process_order(state, order, key).await {
+        Ok(created) => Answer {
+            status: StatusCode::CREATED,
+            body: serde_json::to_value(created).unwrap_or_default(),
+        },
+        Err(e) => {
+            let status = e.status();
+            Answer {
+                status,
+                body: serde_json::json!({ "error": e.to_string() }),
+            }
+        }
+    }
+}
+
+fn respond(answer: Answer) -> Response {
+    let location = (answer.status == StatusCode::CREATED)
+        .then(|| {
+            answer.body["order_id"]
+                .as_str()
+                .map(|id| format!("/orders/{id}"))
+        })
+        .flatten();
+    let mut response = (answer.status, Json(answer.body)).into_response();
+    if let Some(value) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }
 
 async fn get_order(

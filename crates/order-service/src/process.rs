@@ -27,8 +27,9 @@ static ORDERS: LazyLock<telemetry::CounterVec> =
 pub async fn process_order(
     state: &AppState,
     order: CreateOrder,
+    idempotency_key: Option<&str>,
 ) -> Result<OrderCreated, OrderError> {
-    let placed = place_order(state, &order).await;
+    let placed = place_order(state, &order, idempotency_key).await;
     match &placed {
         Ok(created) => {
             ORDERS.inc(&["created"]);
@@ -47,12 +48,19 @@ pub async fn process_order(
     placed
 }
 
-async fn place_order(state: &AppState, order: &CreateOrder) -> Result<OrderCreated, OrderError> {
+async fn place_order(
+    state: &AppState,
+    order: &CreateOrder,
+    idempotency_key: Option<&str>,
+) -> Result<OrderCreated, OrderError> {
     let deadline = Deadline::after(state.order_budget);
     validate_order(order)?;
     check_inventory(&state.inventory, &order.item, order.quantity, deadline).await?;
     reserve_inventory(&state.inventory, &order.item, order.quantity, deadline).await?;
-    let charge = match charge_payment(state, order, deadline).await {
+    // The charge's own key: the order's, so that a retried order is never charged twice.
+    let charge_key =
+        idempotency_key.map_or_else(|| Uuid::new_v4().to_string(), |k| format!("order:{k}"));
+    let charge = match charge_payment(state, order, &charge_key, deadline).await {
         Ok(charge) => charge,
         Err(failed) => {
             // The units are reserved but will not be paid for: give them back.
@@ -184,6 +192,7 @@ async fn release_inventory(inventory: &InventoryClient, item: &str, quantity: i6
 async fn charge_payment(
     state: &AppState,
     order: &CreateOrder,
+    key: &str,
     deadline: Deadline,
 ) -> Result<Charge, OrderError> {
     let timeout = deadline
@@ -198,7 +207,7 @@ async fn charge_payment(
     state
         .payment
         .within(timeout)
-        .charge(&request)
+        .charge(&request, key)
         .await
         .map_err(|e| OrderError::from_call("Payment", e, OrderError::PaymentFailed))
         .inspect_err(mark_step_failed)

@@ -37,14 +37,18 @@ impl PaymentClient {
         }
     }
 
-    /// `POST /charges`.
-    pub async fn charge(&self, request: &ChargeRequest) -> Result<Charge, DownstreamError> {
+    /// `POST /charges` with an idempotency key: the same key is never charged twice.
+    pub async fn charge(
+        &self,
+        request: &ChargeRequest,
+        key: &str,
+    ) -> Result<Charge, DownstreamError> {
         let url = endpoint("payment-service", &self.base, &["charges"])?;
-        call_json(
-            "payment-service",
-            self.http.post(url).json(request),
-            self.timeout,
-        )
-        .await
+        let request = self
+            .http
+            .post(url)
+            .header("idempotency-key", key)
+            .json(request);
+        call_json("payment-service", request, self.timeout).await
     }
 }

@@ -2,8 +2,21 @@
 
 use std::sync::LazyLock;
 
-use axum::{Json, Router, routing};
-use service_kit::{ApiError, ApiJson, app::api, item::validate_item};
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing,
+};
+use service_kit::{
+    ApiError, ApiJson,
+    app::api,
+    idempotency::{Answer, Claim, IdempotencyStore},
+    item::validate_item,
+};
 
 use crate::api::{Charge, ChargeRequest};
 
@@ -20,10 +33,45 @@ static AMOUNT: LazyLock<telemetry::CounterVec> = LazyLock::new(|| {
 
 /// All routes, with the shared layers.
 pub fn router() -> Router {
-    api(Router::new().route("/charges", routing::post(charge)))
+    // Charge keys are kept a day, up to 100 000 of them.
+    let keys = IdempotencyStore::new(100_000, Duration::from_secs(24 * 3600));
+    api(Router::new().route("/charges", routing::post(charge_once))).with_state(keys)
 }
 
-async fn charge(ApiJson(request): ApiJson<ChargeRequest>) -> Result<Json<Charge>, ApiError> {
+/// `POST /charges`: with an `Idempotency-Key`, a repeat returns the first charge instead of
+/// charging again.
+async fn charge_once(
+    State(keys): State<IdempotencyStore>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<ChargeRequest>,
+) -> Response {
+    let key = match IdempotencyStore::key_of(&headers) {
+        Ok(Some(key)) => key,
+        Ok(None) => return charge(request).into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let fingerprint = serde_json::to_string(&request).unwrap_or_default();
+    match keys.claim(&key, &fingerprint, Duration::from_secs(5)).await {
+        Err(e) => e.into_response(),
+        Ok(Claim::Repeat(answer)) => (answer.status, Json(answer.body)).into_response(),
+        Ok(Claim::New(pending)) => {
+            let answer = match charge(request) {
+                Ok(Json(charge)) => Answer {
+                    status: StatusCode::OK,
+                    body: serde_json::to_value(charge).unwrap_or_default(),
+                },
+                Err(e) => Answer {
+                    status: e.status,
+                    body: serde_json::json!({ "error": e.message }),
+                },
+            };
+            pending.finish(answer.clone());
+            (answer.status, Json(answer.body)).into_response()
+        }
+    }
+}
+
+fn charge(request: ChargeRequest) -> Result<Json<Charge>, ApiError> {
     validate_item(&request.item)?;
     if !(request.amount.is_finite() && request.amount >= 0.0) {
         return Err(ApiError::bad_request("Amount must be non-negative"));

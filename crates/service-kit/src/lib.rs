@@ -8,6 +8,7 @@
 //! - [`serve`]: binding, serving, and graceful shutdown on SIGTERM/SIGINT.
 //! - [`deadline`]: a request's time budget, and bounded retries for idempotent calls.
 //! - [`downstream`]: [`DownstreamError`] and the JSON call helper the typed clients use.
+//! - [`idempotency`]: `Idempotency-Key` handling: repeats get the first answer.
 //! - [`health`]: `--health-check`, the binary probing its own `/health` (for containers).
 
 pub mod api_error;
@@ -15,6 +16,7 @@ pub mod app;
 pub mod deadline;
 pub mod downstream;
 pub mod health;
+pub mod idempotency;
 pub mod item;
 pub mod serve;
 pub mod settings;

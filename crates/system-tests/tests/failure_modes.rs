@@ -111,3 +111,68 @@ async fn a_hanging_inventory_gets_a_504_within_the_budget_and_a_timed_out_client
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_orders_with_one_idempotency_key_place_one_order() {
+    let system = System::builder().start().await;
+    let url = format!("{}/orders", system.url(Service::Order));
+    let body = json!({"item": "mug", "quantity": 3, "price": 2.5});
+    let before = system.available("mug").await;
+    let orders = (0..20).map(|_| {
+        system_tests::send(
+            system
+                .client()
+                .post(&url)
+                .header("Idempotency-Key", "checkout-7f3a")
+                .json(&body),
+        )
+    });
+    let answers = join_all(orders).await;
+    let mut ids: Vec<&str> = answers
+        .iter()
+        .map(|a| {
+            assert_eq!(a.status, 201, "{:?}", a.body);
+            a.body["order_id"].as_str().expect("order id")
+        })
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(system.available("mug").await, before - 3, "reserved once");
+    let charges = system
+        .process(Service::Payment)
+        .stdout()
+        .lines()
+        .filter(|l| l.contains("\"message\":\"charged\""))
+        .count();
+    assert_eq!(charges, 1, "charged once");
+
+    // A repeat later gets the same answer; the same key with another body is refused.
+    let again = system_tests::send(
+        system
+            .client()
+            .post(&url)
+            .header("Idempotency-Key", "checkout-7f3a")
+            .json(&body),
+    )
+    .await;
+    assert_eq!(again.body["order_id"], ids[0]);
+    let other = json!({"item": "mug", "quantity": 4, "price": 2.5});
+    let refused = system_tests::send(
+        system
+            .client()
+            .post(&url)
+            .header("Idempotency-Key", "checkout-7f3a")
+            .json(&other),
+    )
+    .await;
+    assert_eq!(refused.status, 422, "{:?}", refused.body);
+    let bad_key = system_tests::send(
+        system
+            .client()
+            .post(&url)
+            .header("Idempotency-Key", "")
+            .json(&body),
+    )
+    .await;
+    assert_eq!(bad_key.status, 400);
+}
