@@ -158,7 +158,7 @@ impl IdempotencyStore {
         let answered = tokio::time::timeout(wait, receiver.wait_for(Option::is_some)).await;
         match answered {
             Ok(Ok(answer)) => Ok(Claim::Repeat(
-                answer.clone().unwrap_or_else(|| unreachable_answer()),
+                answer.clone().unwrap_or_else(unreachable_answer),
             )),
             // The first request was cancelled before answering, or is still running.
             _ => Err(ApiError::new(
