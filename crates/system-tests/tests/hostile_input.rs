@@ -1,0 +1,221 @@
+//! Hostile or careless input: oversized trace-context headers are held to the W3C limits and
+//! never copied into spans, and secrets a request carries appear in no span and no log line.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderMap;
+use serde_json::json;
+use system_tests::{AttributeValue, Service, StoredSpan, System};
+
+/// A payment-service stand-in that charges and remembers the headers it was sent.
+async fn capturing_payment() -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/charges",
+        axum::routing::post(move |headers: HeaderMap| {
+            let record = record.clone();
+            async move {
+                record.lock().expect("lock").push(headers);
+                axum::Json(json!({"charge_id": "c1", "item": "book", "amount": 1.0, "status": "succeeded"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// Every string in a span: attributes, resource, events, status.
+fn texts(span: &StoredSpan) -> Vec<String> {
+    let value = |v: &AttributeValue| format!("{v:?}");
+    let mut out: Vec<String> = span
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={}", value(v)))
+        .collect();
+    out.extend(
+        span.resource
+            .iter()
+            .map(|(k, v)| format!("{k}={}", value(v))),
+    );
+    for event in &span.events {
+        out.push(event.name.clone());
+        out.extend(
+            event
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={}", value(v))),
+        );
+    }
+    out.push(format!("{:?}", span.status));
+    out.push(span.name.clone());
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_tracestate_and_baggage_are_served_held_to_limits_and_not_recorded() {
+    let (payment, seen) = capturing_payment().await;
+    let system = System::builder()
+        .replace(Service::Payment, payment)
+        .start()
+        .await;
+
+    let tracestate: String = (0..10_000)
+        .map(|i| format!("v{i}=x{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let baggage: String = (0..1_000)
+        .map(|i| format!("member{i}=value-{i}-{}", "b".repeat(80)))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(tracestate.len() > 100_000 && baggage.len() > 90_000);
+    let url = format!("{}/orders", system.url(Service::Order));
+    let answer = system_tests::send(
+        system
+            .client()
+            .post(&url)
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .header("tracestate", &tracestate)
+            .header("baggage", &baggage)
+            .json(&json!({"item": "book", "quantity": 1, "price": 1.0})),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(
+        answer.trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+
+    // What order-service passed on is within the W3C limits.
+    let headers = seen
+        .lock()
+        .expect("lock")
+        .pop()
+        .expect("payment was called");
+    let passed_state = headers.get("tracestate").map(|v| v.len()).unwrap_or(0);
+    let passed_state_members = headers
+        .get("tracestate")
+        .and_then(|v| v.to_str().ok())
+        .map_or(0, |v| v.split(',').count());
+    assert!(
+        passed_state_members <= 32,
+        "{passed_state_members} tracestate members passed on"
+    );
+    assert!(
+        passed_state <= 512,
+        "{passed_state} bytes of tracestate passed on"
+    );
+    let passed_baggage = headers
+        .get("baggage")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        passed_baggage.len() <= 8192,
+        "{} bytes of baggage passed on",
+        passed_baggage.len()
+    );
+    assert!(passed_baggage.split(',').count() <= 64);
+
+    // None of it is in a span.
+    let trace = system.trace("4bf92f3577b34da6a3ce929d0e0e4736", 16).await;
+    assert!(trace.len() >= 15, "{}", trace.len());
+    for span in &trace {
+        for text in texts(span) {
+            assert!(
+                !text.contains("member1=") && !text.contains("v1=x1"),
+                "{} records {text}",
+                span.name
+            );
+            assert!(
+                text.len() < 2_000,
+                "{} has a {}-byte value",
+                span.name,
+                text.len()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_and_payment_details_appear_in_no_span_and_no_log() {
+    let system = System::builder().start().await;
+    let secrets = [
+        "Bearer sk_live_SECRET_TOKEN_1",
+        "session=COOKIE_SECRET_2",
+        "tok_SECRET_PAYMENT_3",
+        "4111111111111111",
+    ];
+    let url = format!("{}/orders", system.url(Service::Order));
+    let answer = system_tests::send(
+        system
+            .client()
+            .post(&url)
+            .header("authorization", secrets[0])
+            .header("cookie", secrets[1])
+            .json(&json!({
+                "item": "book", "quantity": 1, "price": 1.0,
+                "payment_token": secrets[2],
+                "card": {"number": secrets[3], "cvv": "123"}
+            })),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    // A rejected order with the same secrets: error paths log more.
+    let rejected = system_tests::send(
+        system
+            .client()
+            .post(&url)
+            .header("authorization", secrets[0])
+            .json(
+                &json!({"item": "book", "quantity": 0, "price": 1.0, "payment_token": secrets[2]}),
+            ),
+    )
+    .await;
+    assert_eq!(rejected.status, 400);
+
+    let trace = system
+        .trace(&answer.trace_id.expect("X-Trace-Id"), 17)
+        .await;
+    system
+        .trace(&rejected.trace_id.expect("X-Trace-Id"), 3)
+        .await;
+    let every_span: Vec<StoredSpan> = system
+        .store
+        .trace_ids()
+        .iter()
+        .flat_map(|t| system.store.trace(t))
+        .collect();
+    assert!(every_span.len() >= trace.len() + 3);
+    for span in &every_span {
+        for text in texts(span) {
+            for secret in secrets {
+                let needle = secret.split_whitespace().last().unwrap_or(secret);
+                assert!(!text.contains(needle), "span {} records {text}", span.name);
+            }
+        }
+    }
+    for service in [
+        Service::Order,
+        Service::Inventory,
+        Service::Payment,
+        Service::Notification,
+    ] {
+        let logs = format!(
+            "{}{}",
+            system.process(service).stdout(),
+            system.process(service).stderr()
+        );
+        assert!(!logs.is_empty() || service == Service::Notification);
+        for secret in secrets {
+            let needle = secret.split_whitespace().last().unwrap_or(secret);
+            assert!(!logs.contains(needle), "{} logged {needle}", service.name());
+        }
+    }
+}
