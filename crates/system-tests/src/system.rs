@@ -68,6 +68,7 @@ pub struct SystemBuilder {
     service_env: HashMap<Service, Vec<(String, String)>>,
     absent: HashSet<Service>,
     replaced: HashMap<Service, String>,
+    otlp_endpoint: Option<String>,
 }
 
 impl Default for SystemBuilder {
@@ -79,6 +80,7 @@ impl Default for SystemBuilder {
             service_env: HashMap::new(),
             absent: HashSet::new(),
             replaced: HashMap::new(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -118,15 +120,24 @@ impl SystemBuilder {
         self
     }
 
+    /// Exports to `endpoint` (a store the test controls) instead of the system's own store.
+    pub fn otlp_endpoint(mut self, endpoint: String) -> Self {
+        self.otlp_endpoint = Some(endpoint);
+        self
+    }
+
     /// Starts the store and the services, and waits until every service is healthy.
     pub async fn start(self) -> System {
         let local = trace_store::start_local()
             .await
             .expect("trace-store starts");
-        let endpoint = match self.otlp {
-            Otlp::Grpc => format!("http://{}", local.grpc),
-            Otlp::HttpProtobuf => format!("http://{}", local.http),
-        };
+        let endpoint = self
+            .otlp_endpoint
+            .clone()
+            .unwrap_or_else(|| match self.otlp {
+                Otlp::Grpc => format!("http://{}", local.grpc),
+                Otlp::HttpProtobuf => format!("http://{}", local.http),
+            });
         let store = local.store;
         let api = format!("http://{}", local.api);
 

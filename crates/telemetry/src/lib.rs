@@ -10,6 +10,7 @@
 //! - [`config`]: every `OTEL_*` variable (and `SERVICE_NAME`, `RUST_LOG`) parsed and validated.
 //! - `provider`: OTLP exporter (gRPC or HTTP/protobuf), batch processor, sampler, resource.
 //! - `subscriber`: the OpenTelemetry layer and the JSON log layer, each with its own filter.
+//! - `dropped`: counting spans lost to failed exports (`otel_sdk_spans_dropped_total`).
 //! - `guard`: [`TelemetryGuard`], which flushes spans at shutdown on any runtime flavour.
 //! - `server`: [`traced`], the SERVER span and `X-Trace-Id` for an axum router.
 //! - `client`: [`http_client`], the CLIENT span and W3C context injection for outgoing calls.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod metrics;
 
 mod client;
+mod dropped;
 mod errors;
 mod guard;
 mod provider;
@@ -29,6 +31,7 @@ mod subscriber;
 
 pub use client::{HttpClient, http_client};
 pub use config::{ConfigError, Protocol, ServiceInfo, TelemetryConfig};
+pub use dropped::dropped_spans;
 pub use errors::record_error;
 pub use guard::{FLUSH_TIMEOUT, TelemetryGuard};
 pub use metrics::{CounterVec, counter, metrics_handler};

@@ -41,7 +41,9 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
             .build(),
     }
     .map_err(|source| ExporterError { endpoint, source })?;
-    Ok(builder.with_batch_exporter(exporter).build())
+    Ok(builder
+        .with_batch_exporter(crate::dropped::CountingExporter::new(exporter))
+        .build())
 }
 
 /// The resource of SPEC §2. `Resource::builder()` adds `telemetry.sdk.*` and whatever

@@ -1,0 +1,149 @@
+//! Telemetry must never hurt the requests it observes: with the collector gone for 10 s under a
+//! steady load, every order still succeeds, lost spans are counted and reported, memory stays
+//! bounded, and export resumes by itself when the collector returns.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use system_tests::{Service, System};
+use tokio::net::TcpListener;
+use trace_store::TraceStore;
+
+/// A gRPC receiver on `addr` with a runtime of its own, so that killing it drops its open
+/// connections too, as a crashed collector would.
+struct Receiver(Option<tokio::runtime::Runtime>);
+
+impl Receiver {
+    fn start(addr: SocketAddr, store: &TraceStore) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = std::net::TcpListener::bind(addr).expect("bind the receiver's port");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let store = store.clone();
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("tokio listener");
+            trace_store::serve_grpc(listener, store, std::future::pending()).await
+        });
+        Self(Some(runtime))
+    }
+
+    fn kill(mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_outage_under_load_fails_no_order_and_is_counted() {
+    let store = TraceStore::new();
+    let addr: SocketAddr = format!("127.0.0.1:{}", system_tests::free_port())
+        .parse()
+        .expect("addr");
+    let receiver = Receiver::start(addr, &store);
+    let system = System::builder()
+        .otlp_endpoint(format!("http://{addr}"))
+        .start()
+        .await;
+
+    let started = Instant::now();
+    let mut receiver = Some(receiver);
+    let mut answers = Vec::new();
+    let mut restarted_at = None;
+    // Two orders a second for 17 s; the collector is down from 3 s to 13 s.
+    while started.elapsed() < Duration::from_secs(17) {
+        let at = started.elapsed();
+        if at >= Duration::from_secs(3)
+            && restarted_at.is_none()
+            && let Some(running) = receiver.take()
+        {
+            running.kill();
+        }
+        if at >= Duration::from_secs(13) && restarted_at.is_none() {
+            receiver = Some(Receiver::start(addr, &store));
+            restarted_at = Some(Instant::now());
+        }
+        let answer = system
+            .post_order(json!({"item": "pen", "quantity": 1, "price": 1.0}))
+            .await;
+        answers.push((at, answer.status, answer.trace_id));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|(_, status, _)| *status != 201)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "orders failed during the outage: {failed:?}"
+    );
+    let slowest = answers.len();
+    assert!(slowest >= 25, "only {slowest} orders were sent");
+
+    // Spans of orders placed after the restart arrive: export resumed by itself.
+    let after: Vec<&String> = answers
+        .iter()
+        .filter(|(at, _, _)| *at >= Duration::from_secs(14))
+        .filter_map(|(_, _, id)| id.as_ref())
+        .collect();
+    assert!(!after.is_empty());
+    for id in &after {
+        let spans = store
+            .wait_for(id, Duration::from_secs(10), |s| s.len() >= 17)
+            .await;
+        assert_eq!(spans.len(), 17, "trace {id} after the restart");
+    }
+
+    // The loss is counted on /metrics and reported in the log, at a bounded rate.
+    let metrics = system
+        .client()
+        .get(format!("{}/metrics", system.url(Service::Order)))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let dropped: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("otel_sdk_spans_dropped_total"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or_else(|| panic!("no otel_sdk_spans_dropped_total in:\n{metrics}"));
+    assert!(dropped > 0.0, "{dropped}");
+    let reports = system
+        .process(Service::Order)
+        .stdout()
+        .lines()
+        .filter(|l| l.contains("span export failed; spans dropped"))
+        .count();
+    assert!(
+        (1..=3).contains(&reports),
+        "{reports} log lines about dropped spans in a 10 s outage"
+    );
+
+    // Memory stays bounded: the export queue is capped.
+    for service in [
+        Service::Order,
+        Service::Inventory,
+        Service::Payment,
+        Service::Notification,
+    ] {
+        let rss = system.process(service).rss_bytes().expect("RSS");
+        assert!(rss < 64 << 20, "{} uses {} MiB", service.name(), rss >> 20);
+    }
+}
