@@ -1,13 +1,17 @@
 //! The routes of inventory-service.
 
-use std::{sync::LazyLock, time::Duration};
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use axum::{Json, Router, extract::State, routing};
-use service_kit::{ApiError, ApiJson, ApiPath, app::api, item::validate_item};
+use service_kit::{ApiError, ApiJson, ApiPath, app::api, faults::Faults, item::validate_item};
 
 use crate::{
     StockBook,
     api::{QuantityRequest, Release, Reservation, StockLevel},
+    faults::InventoryFaults,
     stock::StockError,
 };
 
@@ -20,13 +24,27 @@ static UNITS: LazyLock<telemetry::CounterVec> = LazyLock::new(|| {
     )
 });
 
+/// What the handlers share.
+#[derive(Clone)]
+struct Inventory {
+    stock: StockBook,
+    faults: Faults<InventoryFaults>,
+    /// The lock of the lock fault (unused unless it is on).
+    reservation_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
 /// All routes, with the shared layers.
-pub fn router(stock: StockBook) -> Router {
+pub fn router(stock: StockBook, faults: Faults<InventoryFaults>) -> Router {
+    let state = Inventory {
+        stock,
+        faults,
+        reservation_lock: Arc::default(),
+    };
     api(Router::new()
         .route("/stock/{item}", routing::get(stock_level))
         .route("/stock/{item}/reserve", routing::post(reserve))
         .route("/stock/{item}/release", routing::post(release)))
-    .with_state(stock)
+    .with_state(state)
 }
 
 impl From<StockError> for ApiError {
@@ -41,7 +59,7 @@ impl From<StockError> for ApiError {
 }
 
 async fn stock_level(
-    State(stock): State<StockBook>,
+    State(Inventory { stock, .. }): State<Inventory>,
     ApiPath(item): ApiPath<String>,
 ) -> Result<Json<StockLevel>, ApiError> {
     validate_item(&item)?;
@@ -52,29 +70,40 @@ async fn stock_level(
 }
 
 async fn reserve(
-    State(stock): State<StockBook>,
+    State(inventory): State<Inventory>,
     ApiPath(item): ApiPath<String>,
     ApiJson(request): ApiJson<QuantityRequest>,
 ) -> Result<Json<Reservation>, ApiError> {
-    reserve_stock(&stock, item, request.quantity)
+    reserve_stock(&inventory, item, request.quantity)
         .await
         .map(Json)
 }
 
 #[tracing::instrument(
     name = "reserve_stock",
-    skip(stock),
+    skip(inventory),
     fields(inventory.item = %item, inventory.quantity = quantity)
 )]
 async fn reserve_stock(
-    stock: &StockBook,
+    inventory: &Inventory,
     item: String,
     quantity: i64,
 ) -> Result<Reservation, ApiError> {
     validate_item(&item)?;
     let units = positive(quantity)?;
-    slow_lookup(units).await;
-    let available = stock.reserve(&item, units)?;
+    let faults = inventory.faults.current();
+    // The lock fault: one lock for every reservation, held across the lookup's await.
+    let _serialised = match faults.lock_held_across_await {
+        true => Some(inventory.reservation_lock.lock().await),
+        false => None,
+    };
+    let demand = if units > 5 || faults.slow_lookup_always {
+        Demand::High
+    } else {
+        Demand::Normal
+    };
+    slow_lookup(demand, faults.lookup_scale).await;
+    let available = inventory.stock.reserve(&item, units)?;
     UNITS.add(&[&item, "reserved"], units as f64);
     tracing::info!(item, reserved = units, available, "stock reserved");
     Ok(Reservation {
@@ -84,20 +113,33 @@ async fn reserve_stock(
     })
 }
 
-/// The planted defect: a lookup that is slow for large orders. 0.27 s above 5 units, 0.02 s
-/// otherwise, plus up to 0.03 s of jitter.
+/// How much a reservation asks of the lookup.
+#[derive(Debug, Clone, Copy)]
+enum Demand {
+    /// More than 5 units (or the slow-lookup fault).
+    High,
+    /// Up to 5 units.
+    Normal,
+}
+
+/// The planted defect: a lookup that is slow for large orders. 0.27 s for high demand, 0.02 s
+/// otherwise, plus up to 0.03 s of jitter, all times `scale`.
 #[tracing::instrument(
     name = "slow_lookup",
-    fields(inventory.demand = if quantity > 5 { "high" } else { "normal" })
+    skip_all,
+    fields(inventory.demand = match demand { Demand::High => "high", Demand::Normal => "normal" })
 )]
-async fn slow_lookup(quantity: u64) {
-    let base = if quantity > 5 { 0.27 } else { 0.02 };
+async fn slow_lookup(demand: Demand, scale: f64) {
+    let base = match demand {
+        Demand::High => 0.27,
+        Demand::Normal => 0.02,
+    };
     let jitter = fastrand::f64() * 0.03;
-    tokio::time::sleep(Duration::from_secs_f64(base + jitter)).await;
+    tokio::time::sleep(Duration::from_secs_f64((base + jitter) * scale)).await;
 }
 
 async fn release(
-    State(stock): State<StockBook>,
+    State(Inventory { stock, .. }): State<Inventory>,
     ApiPath(item): ApiPath<String>,
     ApiJson(request): ApiJson<QuantityRequest>,
 ) -> Result<Json<Release>, ApiError> {

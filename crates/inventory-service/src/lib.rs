@@ -8,11 +8,13 @@
 //! - [`api`]: request and response bodies, shared with callers.
 //! - [`client`]: [`InventoryClient`], the typed client order-service uses.
 //! - `handlers`: the routes and their spans.
+//! - [`faults`]: [`faults::InventoryFaults`], the faults of the incident walkthrough.
 //! - [`stock`]: [`StockBook`], the per-item counts with atomic reserve and release.
 //! - [`settings`]: `PORT`, `HOST`, `INVENTORY_STOCK`.
 
 pub mod api;
 pub mod client;
+pub mod faults;
 mod handlers;
 pub mod settings;
 pub mod stock;
@@ -35,7 +37,12 @@ pub async fn run(stop: tokio_util::sync::CancellationToken) -> std::process::Exi
         Ok(settings) => settings,
         Err(e) => return service_kit::config_error(&SERVICE, &e),
     };
-    let app = router(StockBook::new(settings.stock));
+    let faults = match service_kit::faults::Faults::from_env() {
+        Ok(faults) => faults,
+        Err(e) => return service_kit::config_error(&SERVICE, &e),
+    };
+    let app = router(StockBook::new(settings.stock), faults.clone());
     let background = tokio_util::task::TaskTracker::new();
-    service_kit::run(SERVICE, settings.listen, app, background, stop).await
+    let admin = Some(faults.admin_router());
+    service_kit::run(SERVICE, settings.listen, app, background, stop, admin).await
 }

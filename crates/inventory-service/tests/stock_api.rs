@@ -8,7 +8,7 @@ use serde_json::json;
 
 async fn start(stock: &[(&str, u64)]) -> (InventoryClient, String) {
     let book = StockBook::new(stock.iter().map(|(i, n)| (i.to_string(), *n)));
-    let addr = service_kit::serve::spawn_local(router(book))
+    let addr = service_kit::serve::spawn_local(router(book, Default::default()))
         .await
         .expect("serve");
     let url = format!("http://{addr}");

@@ -43,5 +43,13 @@ pub async fn run(stop: tokio_util::sync::CancellationToken) -> std::process::Exi
             return std::process::ExitCode::FAILURE;
         }
     };
-    service_kit::run(SERVICE, settings.listen, router(state), background, stop).await
+    service_kit::run(
+        SERVICE,
+        settings.listen,
+        router(state),
+        background,
+        stop,
+        None,
+    )
+    .await
 }

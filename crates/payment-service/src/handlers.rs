@@ -14,11 +14,15 @@ use axum::{
 use service_kit::{
     ApiError, ApiJson,
     app::api,
+    faults::Faults,
     idempotency::{Answer, Claim, IdempotencyStore},
     item::validate_item,
 };
 
-use crate::api::{Charge, ChargeRequest};
+use crate::{
+    api::{Charge, ChargeRequest},
+    faults::PaymentFaults,
+};
 
 /// `payment_charges_total{item}` and `payment_amount_charged_total{item}`.
 static CHARGES: LazyLock<telemetry::CounterVec> =
@@ -31,23 +35,33 @@ static AMOUNT: LazyLock<telemetry::CounterVec> = LazyLock::new(|| {
     )
 });
 
+/// What the handlers share.
+#[derive(Clone)]
+struct Payments {
+    /// Charge keys, kept a day, up to 100 000 of them.
+    keys: IdempotencyStore,
+    faults: Faults<PaymentFaults>,
+}
+
 /// All routes, with the shared layers.
-pub fn router() -> Router {
-    // Charge keys are kept a day, up to 100 000 of them.
-    let keys = IdempotencyStore::new(100_000, Duration::from_secs(24 * 3600));
-    api(Router::new().route("/charges", routing::post(charge_once))).with_state(keys)
+pub fn router(faults: Faults<PaymentFaults>) -> Router {
+    let state = Payments {
+        keys: IdempotencyStore::new(100_000, Duration::from_secs(24 * 3600)),
+        faults,
+    };
+    api(Router::new().route("/charges", routing::post(charge_once))).with_state(state)
 }
 
 /// `POST /charges`: with an `Idempotency-Key`, a repeat returns the first charge instead of
 /// charging again.
 async fn charge_once(
-    State(keys): State<IdempotencyStore>,
+    State(Payments { keys, faults }): State<Payments>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<ChargeRequest>,
 ) -> Response {
     let key = match IdempotencyStore::key_of(&headers) {
         Ok(Some(key)) => key,
-        Ok(None) => return charge(request).into_response(),
+        Ok(None) => return charge(request, &faults).into_response(),
         Err(e) => return e.into_response(),
     };
     let fingerprint = serde_json::to_string(&request).unwrap_or_default();
@@ -55,7 +69,7 @@ async fn charge_once(
         Err(e) => e.into_response(),
         Ok(Claim::Repeat(answer)) => (answer.status, Json(answer.body)).into_response(),
         Ok(Claim::New(pending)) => {
-            let answer = match charge(request) {
+            let answer = match charge(request, &faults) {
                 Ok(Json(charge)) => Answer {
                     status: StatusCode::OK,
                     body: serde_json::to_value(charge).unwrap_or_default(),
@@ -71,10 +85,23 @@ async fn charge_once(
     }
 }
 
-fn charge(request: ChargeRequest) -> Result<Json<Charge>, ApiError> {
+fn charge(
+    request: ChargeRequest,
+    faults: &Faults<PaymentFaults>,
+) -> Result<Json<Charge>, ApiError> {
     validate_item(&request.item)?;
     if !(request.amount.is_finite() && request.amount >= 0.0) {
         return Err(ApiError::bad_request("Amount must be non-negative"));
+    }
+    if fastrand::f64() < faults.current().failure_rate {
+        tracing::warn!(
+            item = request.item,
+            "charge refused by the injected payment fault"
+        );
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Payment provider unavailable",
+        ));
     }
     let charge_id = uuid::Uuid::new_v4().to_string();
     CHARGES.inc(&[&request.item]);

@@ -3,10 +3,12 @@
 //! # Layout
 //! - [`api`]: request and response bodies, shared with callers.
 //! - [`client`]: [`PaymentClient`], the typed client order-service uses.
+//! - [`faults`]: [`faults::PaymentFaults`], the faults of the incident walkthrough.
 //! - `handlers`: the routes.
 
 pub mod api;
 pub mod client;
+pub mod faults;
 mod handlers;
 
 pub use client::PaymentClient;
@@ -24,5 +26,10 @@ pub const DEFAULT_PORT: u16 = 8003;
 /// The service process: settings from the environment, then serve until SIGTERM/SIGINT or
 /// until `stop` is cancelled. Returns the exit status (2 for a bad setting).
 pub async fn run(stop: tokio_util::sync::CancellationToken) -> std::process::ExitCode {
-    service_kit::serve::run_from_env(SERVICE, DEFAULT_PORT, router(), stop).await
+    let faults = match service_kit::faults::Faults::<faults::PaymentFaults>::from_env() {
+        Ok(faults) => faults,
+        Err(e) => return service_kit::config_error(&SERVICE, &e),
+    };
+    let admin = Some(faults.admin_router());
+    service_kit::serve::run_from_env(SERVICE, DEFAULT_PORT, router(faults), stop, admin).await
 }

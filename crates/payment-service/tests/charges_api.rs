@@ -5,7 +5,7 @@ use std::time::Duration;
 use payment_service::{PaymentClient, api::ChargeRequest, router};
 
 async fn start() -> PaymentClient {
-    let addr = service_kit::serve::spawn_local(router())
+    let addr = service_kit::serve::spawn_local(router(Default::default()))
         .await
         .expect("serve");
     let http = telemetry::http_client(Duration::from_secs(5)).expect("client");

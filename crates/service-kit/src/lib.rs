@@ -9,12 +9,14 @@
 //! - [`deadline`]: a request's time budget, and bounded retries for idempotent calls.
 //! - [`downstream`]: [`DownstreamError`] and the JSON call helper the typed clients use.
 //! - [`idempotency`]: `Idempotency-Key` handling: repeats get the first answer.
+//! - [`faults`]: fault injection, from the environment and a 127.0.0.1-only admin endpoint.
 //! - [`health`]: `--health-check`, the binary probing its own `/health` (for containers).
 
 pub mod api_error;
 pub mod app;
 pub mod deadline;
 pub mod downstream;
+pub mod faults;
 pub mod health;
 pub mod idempotency;
 pub mod item;

@@ -79,12 +79,17 @@ pub async fn run(
     app: Router,
     background: tokio_util::task::TaskTracker,
     stop: CancellationToken,
+    admin: Option<Router>,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
 
     if crate::health::requested() {
         return crate::health::check(listen.addr).await;
     }
+    let admin_port = match crate::settings::admin_port() {
+        Ok(port) => port,
+        Err(e) => return crate::settings::config_error(&service, &e),
+    };
     let telemetry = match telemetry::init(service.clone()) {
         Ok(guard) => guard,
         Err(telemetry::InitError::Config(e)) => return crate::settings::config_error(&service, &e),
@@ -101,6 +106,12 @@ pub async fn run(
             either.cancel();
         });
         let listener = bind(listen.addr).await?;
+        if let (Some(admin), Some(port)) = (admin, admin_port) {
+            // Loopback only, whatever HOST says: faults are for the person at this machine.
+            let admin_listener = bind((std::net::Ipv4Addr::LOCALHOST, port).into()).await?;
+            tracing::info!(port, "admin endpoint (faults) on 127.0.0.1");
+            tokio::spawn(serve(admin_listener, admin, stop.clone()));
+        }
         serve(listener, app, stop).await
     }
     .await;
@@ -130,12 +141,13 @@ pub async fn spawn_local(app: Router) -> io::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// [`run`] for a service whose only settings are `HOST` and `PORT`.
+/// [`run`] for a service whose only settings are `HOST`, `PORT` (and its faults).
 pub async fn run_from_env(
     service: telemetry::ServiceInfo,
     default_port: u16,
     app: Router,
     stop: CancellationToken,
+    admin: Option<Router>,
 ) -> std::process::ExitCode {
     match crate::ListenSettings::from_env(default_port) {
         Ok(listen) => {
@@ -145,6 +157,7 @@ pub async fn run_from_env(
                 app,
                 tokio_util::task::TaskTracker::new(),
                 stop,
+                admin,
             )
             .await
         }

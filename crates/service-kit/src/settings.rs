@@ -60,6 +60,18 @@ pub fn service_url(
     telemetry::config::parse_base_url(variable, &raw, default)
 }
 
+/// `ADMIN_PORT`: where the 127.0.0.1-only admin endpoint listens; unset, there is none.
+pub fn admin_port() -> Result<Option<u16>, ConfigError> {
+    match std::env::var("ADMIN_PORT") {
+        Err(_) => Ok(None),
+        Ok(raw) => raw
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::new("ADMIN_PORT", &raw, "expected a port number 0-65535")),
+    }
+}
+
 /// Prints a bad setting as one line on stderr and gives exit status 2.
 pub fn config_error(
     service: &telemetry::ServiceInfo,

@@ -1,0 +1,69 @@
+//! inventory-service's faults and its latency knob.
+
+use serde::{Deserialize, Serialize};
+use service_kit::{
+    ConfigError,
+    faults::{FaultSettings, env_value, parse_bool},
+};
+
+/// What can be made to go wrong in inventory-service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InventoryFaults {
+    /// `INVENTORY_SLOW_LOOKUP_ALWAYS`: `slow_lookup` takes the slow path for every quantity.
+    pub slow_lookup_always: bool,
+    /// `INVENTORY_LOCK_FAULT`: reservations take one lock and hold it across the lookup's
+    /// `.await`, so concurrent reservations queue behind each other. The classic bug that only a
+    /// trace shows: each `reserve_stock` waits before its `slow_lookup` even starts.
+    pub lock_held_across_await: bool,
+    /// `INVENTORY_LOOKUP_SCALE`: multiplies `slow_lookup`'s sleep; 0 removes the simulated
+    /// latency (for benchmarks), 1 is the demo.
+    pub lookup_scale: f64,
+}
+
+impl Default for InventoryFaults {
+    fn default() -> Self {
+        Self {
+            slow_lookup_always: false,
+            lock_held_across_await: false,
+            lookup_scale: 1.0,
+        }
+    }
+}
+
+impl FaultSettings for InventoryFaults {
+    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            slow_lookup_always: env_value(
+                lookup,
+                "INVENTORY_SLOW_LOOKUP_ALWAYS",
+                "true or false",
+                parse_bool,
+            )?
+            .unwrap_or(defaults.slow_lookup_always),
+            lock_held_across_await: env_value(
+                lookup,
+                "INVENTORY_LOCK_FAULT",
+                "true or false",
+                parse_bool,
+            )?
+            .unwrap_or(defaults.lock_held_across_await),
+            lookup_scale: env_value(
+                lookup,
+                "INVENTORY_LOOKUP_SCALE",
+                "a number from 0 to 100",
+                |v| v.parse().ok().filter(|s: &f64| (0.0..=100.0).contains(s)),
+            )?
+            .unwrap_or(defaults.lookup_scale),
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if (0.0..=100.0).contains(&self.lookup_scale) {
+            Ok(())
+        } else {
+            Err("lookup_scale must be from 0 to 100".into())
+        }
+    }
+}
