@@ -3,16 +3,17 @@
 use serde::{Deserialize, Serialize};
 
 /// `GET /stock/{item}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StockLevel {
     /// The item.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub item: String,
     /// Units not reserved.
     pub available: u64,
 }
 
 /// Body of `POST /stock/{item}/reserve` and `POST /stock/{item}/release`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuantityRequest {
     /// Units; must be > 0. Signed so that a negative number is a 400 with a clear message,
     /// not a type error.
@@ -20,9 +21,10 @@ pub struct QuantityRequest {
 }
 
 /// Answer to a reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reservation {
     /// The item.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub item: String,
     /// Units reserved by this call.
     pub reserved: u64,
@@ -31,9 +33,10 @@ pub struct Reservation {
 }
 
 /// Answer to a release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Release {
     /// The item.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub item: String,
     /// Units given back by this call.
     pub released: u64,

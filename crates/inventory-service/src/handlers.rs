@@ -7,6 +7,7 @@ use std::{
 
 use axum::{Json, Router, extract::State, routing};
 use service_kit::{ApiError, ApiJson, ApiPath, app::api, faults::Faults, item::validate_item};
+use utoipa::OpenApi;
 
 use crate::{
     StockBook,
@@ -40,12 +41,26 @@ pub fn router(stock: StockBook, faults: Faults<InventoryFaults>) -> Router {
         faults,
         reservation_lock: Arc::default(),
     };
-    api(Router::new()
-        .route("/stock/{item}", routing::get(stock_level))
-        .route("/stock/{item}/reserve", routing::post(reserve))
-        .route("/stock/{item}/release", routing::post(release)))
+    api(
+        Router::new()
+            .route("/stock/{item}", routing::get(stock_level))
+            .route("/stock/{item}/reserve", routing::post(reserve))
+            .route("/stock/{item}/release", routing::post(release)),
+        ApiDoc::openapi(),
+    )
     .with_state(state)
 }
+
+/// The OpenAPI description served on `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "inventory-service",
+        description = "Stock per item, with atomic reservations."
+    ),
+    paths(stock_level, reserve, release)
+)]
+struct ApiDoc;
 
 impl From<StockError> for ApiError {
     fn from(error: StockError) -> Self {
@@ -58,6 +73,9 @@ impl From<StockError> for ApiError {
     }
 }
 
+/// Units of an item not reserved.
+#[utoipa::path(get, path = "/stock/{item}", params(("item" = String, Path, description = "Item name, [A-Za-z0-9_-]{1,64}")),
+    responses((status = 200, body = StockLevel), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 404, description = "Unknown item or route", body = service_kit::api_error::ErrorBody)))]
 async fn stock_level(
     State(Inventory { stock, .. }): State<Inventory>,
     ApiPath(item): ApiPath<String>,
@@ -69,6 +87,9 @@ async fn stock_level(
     Ok(Json(StockLevel { item, available }))
 }
 
+/// Reserves units of an item (atomically: never below zero).
+#[utoipa::path(post, path = "/stock/{item}/reserve", params(("item" = String, Path, description = "Item name, [A-Za-z0-9_-]{1,64}")), request_body = QuantityRequest,
+    responses((status = 200, body = Reservation), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 404, description = "Unknown item or route", body = service_kit::api_error::ErrorBody), (status = 409, description = "Conflict", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field", body = service_kit::api_error::ErrorBody)))]
 async fn reserve(
     State(inventory): State<Inventory>,
     ApiPath(item): ApiPath<String>,
@@ -138,6 +159,9 @@ async fn slow_lookup(demand: Demand, scale: f64) {
     tokio::time::sleep(Duration::from_secs_f64((base + jitter) * scale)).await;
 }
 
+/// Gives reserved units back.
+#[utoipa::path(post, path = "/stock/{item}/release", params(("item" = String, Path, description = "Item name, [A-Za-z0-9_-]{1,64}")), request_body = QuantityRequest,
+    responses((status = 200, body = Release), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 404, description = "Unknown item or route", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field", body = service_kit::api_error::ErrorBody)))]
 async fn release(
     State(Inventory { stock, .. }): State<Inventory>,
     ApiPath(item): ApiPath<String>,

@@ -4,16 +4,17 @@
 use serde::{Deserialize, Serialize};
 
 /// Body of `POST /notify`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NotifyRequest {
     /// The order (a UUID).
     pub order_id: String,
     /// The item ordered.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub item: String,
 }
 
 /// Answer to `POST /notify` (202 Accepted).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NotifyAccepted {
     /// The order.
     pub order_id: String,

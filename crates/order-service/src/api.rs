@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 /// Body of `POST /orders`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateOrder {
     /// The item, `[A-Za-z0-9_-]{1,64}`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub item: String,
     /// Units, > 0. Signed so that `-1` gets "Quantity must be positive", not a type error.
     pub quantity: i64,
@@ -14,7 +15,7 @@ pub struct CreateOrder {
 }
 
 /// Answer to `POST /orders` (201).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderCreated {
     /// The new order's id (a UUID).
     pub order_id: String,
@@ -23,11 +24,12 @@ pub struct OrderCreated {
 }
 
 /// Answer to `GET /orders/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Order {
     /// The order's id.
     pub order_id: String,
     /// The item.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub item: String,
     /// Units.
     pub quantity: i64,

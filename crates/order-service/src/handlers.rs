@@ -16,11 +16,12 @@ use service_kit::{
     idempotency::{Answer, Claim, IdempotencyStore},
 };
 use tokio_util::task::TaskTracker;
+use utoipa::OpenApi;
 use uuid::Uuid;
 
 use crate::{
     OrderBook, Settings,
-    api::{CreateOrder, Order},
+    api::{CreateOrder, Order, OrderCreated},
     process::process_order,
     settings::{DOWNSTREAM_TIMEOUT, NOTIFICATION_TIMEOUT},
 };
@@ -65,16 +66,33 @@ impl AppState {
     }
 }
 
+/// The OpenAPI description served on `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "order-service",
+        description = "Places orders across inventory, payment and notification."
+    ),
+    paths(create_order, get_order)
+)]
+struct ApiDoc;
+
 /// All routes, with the shared layers.
 pub fn router(state: AppState) -> Router {
-    api(Router::new()
-        .route("/orders", routing::post(create_order))
-        .route("/orders/{id}", routing::get(get_order)))
+    api(
+        Router::new()
+            .route("/orders", routing::post(create_order))
+            .route("/orders/{id}", routing::get(get_order)),
+        ApiDoc::openapi(),
+    )
     .with_state(state)
 }
 
 /// `POST /orders`. With an `Idempotency-Key`, a repeat (even a concurrent one) gets the first
 /// request's answer, and the order is placed, reserved and charged once.
+#[utoipa::path(post, path = "/orders", request_body = CreateOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with this key get the first answer")),
+    responses((status = 201, body = OrderCreated), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 404, description = "Unknown item or route", body = service_kit::api_error::ErrorBody), (status = 409, description = "Conflict", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field", body = service_kit::api_error::ErrorBody), (status = 502, description = "A dependency failed", body = service_kit::api_error::ErrorBody), (status = 504, description = "Out of time", body = service_kit::api_error::ErrorBody)))]
 async fn create_order(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -139,6 +157,8 @@ fn respond(answer: Answer) -> Response {
     response
 }
 
+#[utoipa::path(get, path = "/orders/{id}", params(("id" = String, Path, description = "The order id (a UUID)")),
+    responses((status = 200, body = Order), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 404, description = "Unknown item or route", body = service_kit::api_error::ErrorBody)))]
 async fn get_order(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,

@@ -249,3 +249,50 @@ fn error_chain(error: &OrderError) -> String {
         None => error.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn order(item: &str, quantity: i64, price: f64) -> CreateOrder {
+        CreateOrder {
+            item: item.to_owned(),
+            quantity,
+            price,
+        }
+    }
+
+    fn message(result: Result<(), OrderError>) -> Option<String> {
+        result.err().map(|e| e.to_string())
+    }
+
+    proptest! {
+        #[test]
+        fn valid_orders_pass(item in "[A-Za-z0-9_-]{1,64}", quantity in 1i64.., price in 0.0f64..1e12) {
+            prop_assert!(validate_order(&order(&item, quantity, price)).is_ok());
+        }
+
+        #[test]
+        fn quantity_below_one_is_refused_whatever_the_price(quantity in ..=0i64, price in any::<f64>()) {
+            prop_assert_eq!(message(validate_order(&order("book", quantity, price))), Some("Quantity must be positive".into()));
+        }
+
+        #[test]
+        fn negative_or_non_finite_prices_are_refused(
+            quantity in 1i64..,
+            price in prop_oneof![f64::MIN..-f64::MIN_POSITIVE, Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY)],
+        ) {
+            prop_assert_eq!(message(validate_order(&order("book", quantity, price))), Some("Price must be non-negative".into()));
+        }
+
+        #[test]
+        fn every_failure_of_validation_is_a_400(item in ".{0,80}", quantity in any::<i64>(), price in any::<f64>()) {
+            if let Err(e) = validate_order(&order(&item, quantity, price)) {
+                prop_assert_eq!(e.status().as_u16(), 400);
+                prop_assert!(!e.is_system_failure());
+            }
+        }
+    }
+}

@@ -4,6 +4,8 @@ use std::sync::LazyLock;
 
 use std::time::Duration;
 
+use utoipa::OpenApi;
+
 use axum::{
     Json, Router,
     extract::State,
@@ -35,6 +37,17 @@ static AMOUNT: LazyLock<telemetry::CounterVec> = LazyLock::new(|| {
     )
 });
 
+/// The OpenAPI description served on `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "payment-service",
+        description = "Charges an amount for an item."
+    ),
+    paths(charge_once)
+)]
+struct ApiDoc;
+
 /// What the handlers share.
 #[derive(Clone)]
 struct Payments {
@@ -49,11 +62,18 @@ pub fn router(faults: Faults<PaymentFaults>) -> Router {
         keys: IdempotencyStore::new(100_000, Duration::from_secs(24 * 3600)),
         faults,
     };
-    api(Router::new().route("/charges", routing::post(charge_once))).with_state(state)
+    api(
+        Router::new().route("/charges", routing::post(charge_once)),
+        ApiDoc::openapi(),
+    )
+    .with_state(state)
 }
 
 /// `POST /charges`: with an `Idempotency-Key`, a repeat returns the first charge instead of
 /// charging again.
+#[utoipa::path(post, path = "/charges", request_body = ChargeRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A repeat with this key gets the first charge")),
+    responses((status = 200, body = Charge), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 409, description = "Conflict", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field", body = service_kit::api_error::ErrorBody), (status = 503, description = "Unavailable", body = service_kit::api_error::ErrorBody)))]
 async fn charge_once(
     State(Payments { keys, faults }): State<Payments>,
     headers: HeaderMap,

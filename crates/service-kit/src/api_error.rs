@@ -22,7 +22,7 @@ pub struct ApiError {
 }
 
 /// The JSON body of every error response.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for a human.
     pub error: String,

@@ -19,8 +19,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Finishes a service's router: JSON 404/405 for unknown routes, a body limit, panics turned
 /// into a JSON 500 (inside the SERVER span, so they show as ERROR in the trace), the SERVER span
-/// and `X-Trace-Id` from [`telemetry::traced`], and untraced `GET /health` and `GET /metrics`.
-pub fn api<S>(routes: Router<S>) -> Router<S>
+/// and `X-Trace-Id` from [`telemetry::traced`], and untraced `GET /health`, `GET /metrics` and
+/// `GET /openapi.json` (the description utoipa generates from the handlers' types).
+pub fn api<S>(routes: Router<S>, openapi: utoipa::openapi::OpenApi) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -34,6 +35,10 @@ where
     telemetry::traced(routes)
         .route("/health", get(health))
         .route("/metrics", get(telemetry::metrics_handler))
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(openapi) }),
+        )
 }
 
 async fn health() -> impl IntoResponse {

@@ -45,4 +45,26 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn every_name_of_the_safe_alphabet_is_accepted(item in "[A-Za-z0-9_-]{1,64}") {
+            proptest::prop_assert!(validate_item(&item).is_ok());
+        }
+
+        #[test]
+        fn any_other_character_anywhere_is_refused(
+            prefix in "[a-z]{0,10}",
+            bad in "[^A-Za-z0-9_-]",
+            suffix in "[a-z]{0,10}",
+        ) {
+            let item = format!("{prefix}{bad}{suffix}");
+            proptest::prop_assert_eq!(validate_item(&item).map_err(|e| e.status.as_u16()), Err(400));
+        }
+
+        #[test]
+        fn names_over_64_characters_are_refused(item in "[a-z]{65,200}") {
+            proptest::prop_assert!(validate_item(&item).is_err());
+        }
+    }
 }
