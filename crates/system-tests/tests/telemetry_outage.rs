@@ -147,3 +147,42 @@ async fn a_collector_outage_under_load_fails_no_order_and_is_counted() {
         assert!(rss < 64 << 20, "{} uses {} MiB", service.name(), rss >> 20);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_unreachable_from_the_start_changes_nothing_for_orders() {
+    let nowhere = format!("http://127.0.0.1:{}", system_tests::free_port());
+    let system = System::builder().otlp_endpoint(nowhere).start().await;
+    for _ in 0..5 {
+        let answer = system
+            .post_order(json!({"item": "book", "quantity": 2, "price": 1.0}))
+            .await;
+        assert_eq!(answer.status, 201);
+        assert!(answer.trace_id.is_some());
+    }
+    // Spans are exported every 100 ms here: their loss shows within a second.
+    let mut dropped = 0.0;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let metrics = system
+            .client()
+            .get(format!("{}/metrics", system.url(Service::Inventory)))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        dropped = metrics
+            .lines()
+            .find(|l| l.starts_with("otel_sdk_spans_dropped_total"))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or(0.0);
+        if dropped > 0.0 {
+            break;
+        }
+    }
+    assert!(
+        dropped > 0.0,
+        "inventory-service does not report its lost spans"
+    );
+}
