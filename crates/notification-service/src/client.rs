@@ -1,9 +1,6 @@
 //! The typed client for notification-service.
 
-use service_kit::{
-    DownstreamError,
-    downstream::{call_json, endpoint},
-};
+use service_kit::{DownstreamError, downstream::Downstream};
 use telemetry::HttpClient;
 use url::Url;
 
@@ -11,40 +8,16 @@ use crate::api::{NotifyAccepted, NotifyRequest};
 
 /// Calls notification-service at a base URL. Cheap to clone.
 #[derive(Clone)]
-pub struct NotificationClient {
-    base: Url,
-    http: HttpClient,
-    /// Per-call time limit, when shorter than the client's own.
-    timeout: Option<std::time::Duration>,
-}
+pub struct NotificationClient(Downstream);
 
 impl NotificationClient {
     /// A client for the service at `base`, calling through `http`.
     pub fn new(base: Url, http: HttpClient) -> Self {
-        Self {
-            base,
-            http,
-            timeout: None,
-        }
-    }
-
-    /// The same client, giving up on each call after `remaining` (what is left of a caller's
-    /// time budget).
-    pub fn within(&self, remaining: std::time::Duration) -> Self {
-        Self {
-            timeout: Some(remaining),
-            ..self.clone()
-        }
+        Self(Downstream::new("notification-service", base, http))
     }
 
     /// `POST /notify`.
     pub async fn notify(&self, request: &NotifyRequest) -> Result<NotifyAccepted, DownstreamError> {
-        let url = endpoint("notification-service", &self.base, &["notify"])?;
-        call_json(
-            "notification-service",
-            self.http.post(url).json(request),
-            self.timeout,
-        )
-        .await
+        self.0.post(&["notify"], &[], request).await
     }
 }

@@ -139,6 +139,58 @@ pub fn endpoint(
     Ok(url)
 }
 
+/// What every typed client holds: which service, where, through which client, and the
+/// per-call time limit. Typed clients wrap it and add one method per endpoint.
+#[derive(Clone)]
+pub struct Downstream {
+    service: &'static str,
+    base: Url,
+    http: telemetry::HttpClient,
+    /// Per-call time limit, when shorter than the client's own.
+    timeout: Option<std::time::Duration>,
+}
+
+impl Downstream {
+    /// `service` at `base`, called through `http`.
+    pub fn new(service: &'static str, base: Url, http: telemetry::HttpClient) -> Self {
+        Self {
+            service,
+            base,
+            http,
+            timeout: None,
+        }
+    }
+
+    /// The same, giving up on each call after `remaining` (what is left of a caller's budget).
+    pub fn within(&self, remaining: std::time::Duration) -> Self {
+        Self {
+            timeout: Some(remaining),
+            ..self.clone()
+        }
+    }
+
+    /// `GET` the path made of `segments`, decoding the JSON answer.
+    pub async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, DownstreamError> {
+        let url = endpoint(self.service, &self.base, segments)?;
+        call_json(self.service, self.http.get(url), self.timeout).await
+    }
+
+    /// `POST` `body` as JSON to the path made of `segments`, with extra `headers`.
+    pub async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        headers: &[(&str, &str)],
+        body: &B,
+    ) -> Result<T, DownstreamError> {
+        let url = endpoint(self.service, &self.base, segments)?;
+        let mut request = self.http.post(url).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        call_json(self.service, request, self.timeout).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,24 @@ impl Drop for Receiver {
     }
 }
 
+/// `otel_sdk_spans_dropped_total` on `service`'s /metrics (0 before any loss).
+async fn dropped_spans(system: &System, service: Service) -> f64 {
+    let metrics = system
+        .client()
+        .get(format!("{}/metrics", system.url(service)))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    metrics
+        .lines()
+        .find(|l| l.starts_with("otel_sdk_spans_dropped_total"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_collector_outage_under_load_fails_no_order_and_is_counted() {
     let store = TraceStore::new();
@@ -110,20 +128,7 @@ async fn a_collector_outage_under_load_fails_no_order_and_is_counted() {
     }
 
     // The loss is counted on /metrics and reported in the log, at a bounded rate.
-    let metrics = system
-        .client()
-        .get(format!("{}/metrics", system.url(Service::Order)))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let dropped: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("otel_sdk_spans_dropped_total"))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .unwrap_or_else(|| panic!("no otel_sdk_spans_dropped_total in:\n{metrics}"));
+    let dropped = dropped_spans(&system, Service::Order).await;
     assert!(dropped > 0.0, "{dropped}");
     let reports = system
         .process(Service::Order)
@@ -163,20 +168,7 @@ async fn a_collector_unreachable_from_the_start_changes_nothing_for_orders() {
     let mut dropped = 0.0;
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let metrics = system
-            .client()
-            .get(format!("{}/metrics", system.url(Service::Inventory)))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        dropped = metrics
-            .lines()
-            .find(|l| l.starts_with("otel_sdk_spans_dropped_total"))
-            .and_then(|l| l.split_whitespace().last()?.parse().ok())
-            .unwrap_or(0.0);
+        dropped = dropped_spans(&system, Service::Inventory).await;
         if dropped > 0.0 {
             break;
         }

@@ -419,7 +419,7 @@ fn value(value: Option<AnyValue>) -> AttributeValue {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

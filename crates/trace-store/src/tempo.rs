@@ -413,7 +413,7 @@ fn decode_id(raw: &str) -> Option<String> {
         return Some(raw.to_ascii_lowercase());
     }
     let bytes = BASE64.decode(raw).ok()?;
-    matches!(bytes.len(), 8 | 16).then(|| bytes.iter().map(|b| format!("{b:02x}")).collect())
+    matches!(bytes.len(), 8 | 16).then(|| crate::store::hex(&bytes))
 }
 
 fn u64_from_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
