@@ -74,6 +74,9 @@ pub struct TelemetryConfig {
     pub sdk_disabled: bool,
     /// The log filter directive from `RUST_LOG` (default `info`).
     pub log_filter: String,
+    /// `TELEMETRY=off`: no OpenTelemetry at all (no layer, provider or propagator), only JSON
+    /// logs. For measuring what tracing costs; `OTEL_SDK_DISABLED` keeps the layer.
+    pub tracing_off: bool,
 }
 
 impl TelemetryConfig {
@@ -127,6 +130,11 @@ impl TelemetryConfig {
                 ));
             }
         };
+        let tracing_off = match get("TELEMETRY").as_deref() {
+            None | Some("on") => false,
+            Some("off") => true,
+            Some(other) => return Err(ConfigError::new("TELEMETRY", other, "expected on or off")),
+        };
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
             return Err(ConfigError::new("RUST_LOG", &log_filter, e.to_string()));
@@ -141,6 +149,7 @@ impl TelemetryConfig {
             sampler,
             sdk_disabled,
             log_filter,
+            tracing_off,
         })
     }
 }

@@ -22,6 +22,11 @@ impl TelemetryGuard {
         }
     }
 
+    /// A guard with nothing to flush (`TELEMETRY=off`).
+    pub(crate) fn none() -> Self {
+        Self { provider: None }
+    }
+
     /// Exports every pending span, waiting at most [`FLUSH_TIMEOUT`].
     ///
     /// The flush runs on a blocking thread. Calling the provider's shutdown directly from async

@@ -65,6 +65,10 @@ pub fn init(service: ServiceInfo) -> Result<TelemetryGuard, InitError> {
 
 /// [`init`] with settings already resolved.
 pub fn init_with(config: &TelemetryConfig) -> Result<TelemetryGuard, InitError> {
+    if config.tracing_off {
+        subscriber::install(config, None)?;
+        return Ok(TelemetryGuard::none());
+    }
     let provider = provider::build(config)?;
     // The SDK does not read OTEL_PROPAGATORS: without this call injection writes no header and
     // every service starts its own trace.
@@ -73,6 +77,6 @@ pub fn init_with(config: &TelemetryConfig) -> Result<TelemetryGuard, InitError> 
         Box::new(BaggagePropagator::new()),
     ]));
     opentelemetry::global::set_tracer_provider(provider.clone());
-    subscriber::install(config, &provider)?;
+    subscriber::install(config, Some(&provider))?;
     Ok(TelemetryGuard::new(provider))
 }

@@ -24,14 +24,15 @@ use crate::config::TelemetryConfig;
 /// so every incoming trace would be broken. The OpenTelemetry layer always sees INFO and above.
 pub fn install(
     config: &TelemetryConfig,
-    provider: &SdkTracerProvider,
+    provider: Option<&SdkTracerProvider>,
 ) -> Result<(), tracing_subscriber::util::TryInitError> {
-    let tracer = provider.tracer(config.service_name.clone());
-    let traces = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_location(false)
-        .with_threads(false)
-        .with_filter(LevelFilter::INFO);
+    let traces = provider.map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(config.service_name.clone()))
+            .with_location(false)
+            .with_threads(false)
+            .with_filter(LevelFilter::INFO)
+    });
 
     let mut logs = json_subscriber::JsonLayer::stdout();
     logs.with_timer("timestamp", tracing_subscriber::fmt::time::SystemTime);
