@@ -83,7 +83,7 @@ impl Services {
             children.push((name.to_string(), child));
         }
         let http = reqwest::Client::new();
-        for i in 0..4 {
+        for (i, name) in SERVICES.iter().enumerate() {
             let health = format!("{}/health", url(i));
             let mut healthy = false;
             for _ in 0..200 {
@@ -99,7 +99,7 @@ impl Services {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             if !healthy {
-                return Err(format!("{} did not become healthy", SERVICES[i]));
+                return Err(format!("{name} did not become healthy"));
             }
         }
         Ok(Self {
