@@ -77,7 +77,16 @@ impl ServiceChild {
         let log = log_dir.join(format!("{name}.log"));
         let stdout = File::create(&log).map_err(spawn_error)?;
         let stderr = File::create(log_dir.join(format!("{name}.stderr"))).map_err(spawn_error)?;
-        let child = Command::new(exe)
+        let mut command = Command::new(exe);
+        // Settings from the user's shell would make the four alike (one OTEL_SERVICE_NAME) or
+        // collide (one ADMIN_PORT): the demo decides these itself.
+        for (key, _) in std::env::vars() {
+            let owned = matches!(key.as_str(), "SERVICE_NAME" | "ADMIN_PORT" | "TELEMETRY");
+            if owned || key.starts_with("OTEL_") || key.ends_with("_SERVICE_URL") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
             .args(["serve", name])
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())

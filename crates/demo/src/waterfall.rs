@@ -2,7 +2,10 @@
 //! offset, its duration and a bar on a shared time axis; ERROR spans marked, and the span that
 //! dominates the critical path marked with its share of the request.
 
-use std::{collections::HashMap, fmt::Write};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::Write,
+};
 
 use anstyle::{AnsiColor, Style};
 use trace_store::{SpanStatus, StoredSpan};
@@ -70,7 +73,8 @@ pub fn dominant_span(spans: &[StoredSpan]) -> Option<Dominant> {
         return None;
     }
     let mut own: HashMap<&str, u64> = HashMap::new();
-    walk_critical_path(&tree, root, root.end_unix_nano, &mut own);
+    let mut seen = HashSet::new();
+    walk_critical_path(&tree, root, root.end_unix_nano, &mut own, &mut seen);
     let (span_id, nanos) = own
         .into_iter()
         .max_by_key(|(id, nanos)| (*nanos, std::cmp::Reverse(*id)))?;
@@ -85,7 +89,12 @@ fn walk_critical_path<'a>(
     span: &'a StoredSpan,
     until: u64,
     own: &mut HashMap<&'a str, u64>,
+    seen: &mut HashSet<&'a str>,
 ) {
+    // Span ids from another backend may repeat and form a cycle: visit each span once.
+    if !seen.insert(span.span_id.as_str()) {
+        return;
+    }
     let start = span.start_unix_nano;
     let mut cursor = span.end_unix_nano.min(until);
     let mut by_end: Vec<&StoredSpan> = tree.children(span).to_vec();
@@ -97,9 +106,10 @@ fn walk_critical_path<'a>(
         if child.start_unix_nano >= cursor {
             continue;
         }
-        let child_end = child.end_unix_nano.min(cursor);
+        // Clock skew between hosts can put a child outside its parent: count only the overlap.
+        let child_end = child.end_unix_nano.min(cursor).max(start);
         *own.entry(span.span_id.as_str()).or_default() += cursor - child_end;
-        walk_critical_path(tree, child, child_end, own);
+        walk_critical_path(tree, child, child_end, own, seen);
         cursor = child.start_unix_nano.max(start);
     }
     *own.entry(span.span_id.as_str()).or_default() += cursor.saturating_sub(start);
@@ -201,6 +211,10 @@ fn collect_rows<'a>(
     depth: usize,
     rows: &mut Vec<(usize, &'a StoredSpan)>,
 ) {
+    // A cycle of repeated span ids (from another backend) would never end: draw each once.
+    if rows.iter().any(|(_, drawn)| std::ptr::eq(*drawn, span)) {
+        return;
+    }
     rows.push((depth, span));
     for child in tree.children(span) {
         collect_rows(tree, child, depth + 1, rows);
@@ -311,6 +325,21 @@ mod tests {
         let mut spans = slow_order();
         spans.push(span("late", Some("notify"), "POST", 316, 900));
         assert_eq!(dominant_span(&spans).expect("dominant").span_id, "lookup");
+    }
+
+    #[test]
+    fn a_cycle_of_span_ids_or_a_skewed_child_cannot_break_the_drawing() {
+        let mut spans = slow_order();
+        // A child that starts before its parent (clock skew) is counted only inside it.
+        spans.push(span("early", Some("check"), "skewed", 0, 5));
+        let dominant = dominant_span(&spans).expect("dominant");
+        assert!(dominant.share <= 1.0, "{}", dominant.share);
+        // Two spans each the parent of the other, below the root.
+        spans.push(span("a", Some("b"), "loop-a", 5, 6));
+        spans.push(span("b", Some("a"), "loop-b", 5, 6));
+        let drawn = render(&spans, 100);
+        assert!(drawn.lines().count() >= spans.len() - 1, "{drawn}");
+        assert!(dominant_span(&spans).is_some());
     }
 
     #[test]

@@ -39,8 +39,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if !(args.duration > 0.0 && args.timeout > 0.0 && args.rate.is_none_or(|r| r > 0.0)) {
-        eprintln!("loadgen: --duration, --timeout and --rate must be positive");
+    let in_range = |v: f64, max: f64| v > 0.0 && v <= max;
+    if !(in_range(args.duration, 1e7)
+        && in_range(args.timeout, 3600.0)
+        && args.rate.is_none_or(|r| in_range(r, 1e6)))
+    {
+        eprintln!(
+            "loadgen: --duration (s, up to 1e7), --timeout (s, up to 3600) and --rate (up to 1e6/s) must be positive"
+        );
         return ExitCode::from(2);
     }
     let plan = match (args.rate, args.concurrency) {

@@ -46,13 +46,13 @@ impl Default for Mix {
 impl Mix {
     /// Picks a kind at random, by weight.
     pub fn pick(&self) -> OrderKind {
-        let total: u32 = self.0.iter().map(|(_, w)| w).sum();
-        let mut roll = fastrand::u32(0..total.max(1));
+        let total: u64 = self.0.iter().map(|(_, w)| u64::from(*w)).sum();
+        let mut roll = fastrand::u64(0..total.max(1));
         for (kind, weight) in &self.0 {
-            if roll < *weight {
+            if roll < u64::from(*weight) {
                 return *kind;
             }
-            roll -= weight;
+            roll -= u64::from(*weight);
         }
         OrderKind::Fast
     }

@@ -16,6 +16,7 @@ use service_kit::{
     idempotency::{Answer, Claim, IdempotencyStore},
 };
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use utoipa::OpenApi;
 use uuid::Uuid;
 
@@ -125,9 +126,30 @@ async fn create_order(
     }
 }
 
-/// Runs the order and turns its outcome into a storable answer.
+/// Runs the order and turns its outcome into a storable answer. The order runs in a task of
+/// its own, tracked for shutdown: if the client goes away mid-order, the request future is
+/// dropped, but a reservation already made is still paid for or released.
 async fn place(state: &AppState, order: CreateOrder, key: Option<&str>) -> Answer {
-    match process_order(state, order, key).await {
+    let task_state = state.clone();
+    let key = key.map(str::to_owned);
+    let outcome = state
+        .background
+        .spawn(
+            async move { process_order(&task_state, order, key.as_deref()).await }
+                .in_current_span(),
+        )
+        .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::error!(error = %e, "order task failed");
+            return Answer {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: serde_json::json!({ "error": "Internal error" }),
+            };
+        }
+    };
+    match outcome {
         Ok(created) => Answer {
             status: StatusCode::CREATED,
             body: serde_json::to_value(created).unwrap_or_default(),

@@ -99,6 +99,12 @@ fn validate_order(order: &CreateOrder) -> Result<(), OrderError> {
     if !(order.price.is_finite() && order.price >= 0.0) {
         return Err(OrderError::Invalid("Price must be non-negative".into()));
     }
+    // price × quantity can overflow f64 even when both are valid; it is the caller's number.
+    if !(order.price * order.quantity as f64).is_finite() {
+        return Err(OrderError::Invalid(
+            "Amount (price × quantity) is too large".into(),
+        ));
+    }
     Ok(())
 }
 

@@ -95,7 +95,12 @@ impl IdempotencyStore {
         }
     }
 
-    /// The key of a request, if it has one: 1 to 255 visible ASCII characters, else a 400.
+    /// Longest key accepted. Below the usual 255 so that a key derived from it (order-service
+    /// sends `order:<key>` to payment) is still valid.
+    pub const MAX_KEY_LEN: usize = 200;
+
+    /// The key of a request, if it has one: 1 to [`Self::MAX_KEY_LEN`] visible ASCII
+    /// characters, else a 400.
     pub fn key_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         let Some(value) = headers.get(HEADER) else {
             return Ok(None);
@@ -103,10 +108,13 @@ impl IdempotencyStore {
         value
             .to_str()
             .ok()
-            .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+            .filter(|k| {
+                (1..=Self::MAX_KEY_LEN).contains(&k.len())
+                    && k.bytes().all(|b| b.is_ascii_graphic())
+            })
             .map(|k| Some(k.to_owned()))
             .ok_or_else(|| {
-                ApiError::bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
+                ApiError::bad_request("Idempotency-Key must be 1-200 visible ASCII characters")
             })
     }
 

@@ -10,12 +10,22 @@ use std::{
 
 use nix::{sys::signal::Signal, unistd::Pid};
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, for a server the test starts.
+///
+/// Taken from 20000-32000, below Linux's ephemeral range (32768-60999): a port the kernel
+/// picked for `bind(0)` can be handed straight to an outgoing connection once released, and a
+/// service would then find its port busy. No port is handed out twice in one test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = fastrand::u16(20_000..32_000);
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in 20000-32000");
 }
 
 /// A running service binary. Killed when dropped.

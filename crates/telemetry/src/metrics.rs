@@ -91,11 +91,22 @@ fn current_exemplar() -> Option<TraceExemplar> {
         .then(|| vec![("trace_id", span_context.trace_id().to_string())])
 }
 
+/// The method as a label: the standard ones as they are, anything else `_OTHER` (semantic
+/// conventions), so a client inventing methods cannot create series without end.
+fn method_label(method: &str) -> &str {
+    match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" => {
+            method
+        }
+        _ => "_OTHER",
+    }
+}
+
 /// Records one request handled: `http_server_request_duration_seconds` by method, route and
 /// status, with the current trace as exemplar. Called inside the SERVER span.
 pub(crate) fn record_server_request(method: &str, route: &str, status: u16, elapsed: Duration) {
     let labels = vec![
-        ("http_request_method", method.to_owned()),
+        ("http_request_method", method_label(method).to_owned()),
         ("http_route", route.to_owned()),
         ("http_response_status_code", status.to_string()),
     ];
@@ -116,7 +127,7 @@ pub(crate) fn record_client_request(
 ) {
     let labels = vec![
         ("server_address", server.to_owned()),
-        ("http_request_method", method.to_owned()),
+        ("http_request_method", method_label(method).to_owned()),
         (
             "http_response_status_code",
             status.map_or_else(|| "error".to_owned(), |s| s.to_string()),

@@ -132,11 +132,12 @@ impl SearchQuery {
 
     fn matches(&self, summary: &TraceSummary, spans: &[StoredSpan]) -> bool {
         let duration = summary.duration();
-        let start_seconds = summary.start / 1_000_000_000;
+        // A trace is in a time range when it overlaps it, as in Tempo.
+        let (first, last) = (summary.start / 1_000_000_000, summary.end / 1_000_000_000);
         self.min_duration.is_none_or(|min| duration >= min)
             && self.max_duration.is_none_or(|max| duration <= max)
-            && self.start.is_none_or(|s| start_seconds >= s)
-            && self.end.is_none_or(|e| start_seconds <= e)
+            && self.start.is_none_or(|s| last >= s)
+            && self.end.is_none_or(|e| first <= e)
             && self
                 .tags
                 .iter()

@@ -82,7 +82,15 @@ impl Services {
                 })?;
             children.push((name.to_string(), child));
         }
-        let http = reqwest::Client::new();
+        // Dropped on an early return: the children are killed (see Drop), not left holding ports.
+        let services = Self {
+            children,
+            order_url: url(3),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(1))
+            .build()
+            .map_err(|e| e.to_string())?;
         for (i, name) in SERVICES.iter().enumerate() {
             let health = format!("{}/health", url(i));
             let mut healthy = false;
@@ -102,10 +110,7 @@ impl Services {
                 return Err(format!("{name} did not become healthy"));
             }
         }
-        Ok(Self {
-            children,
-            order_url: url(3),
-        })
+        Ok(services)
     }
 
     /// CPU seconds used so far by the four processes (utime + stime, USER_HZ = 100).
@@ -142,7 +147,7 @@ impl Services {
             .collect()
     }
 
-    /// SIGTERM (so spans are flushed), then wait.
+    /// SIGTERM (so spans are flushed), then up to 10 s for each to exit; Drop kills the rest.
     fn stop(mut self) {
         for (_, child) in &self.children {
             let _ = Command::new("kill")
@@ -150,8 +155,22 @@ impl Services {
                 .arg(child.id().to_string())
                 .status();
         }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         for (_, child) in &mut self.children {
-            let _ = child.wait();
+            while std::time::Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
 }
@@ -186,6 +205,7 @@ async fn throughput(
     let fast: Mix = "fast=1"
         .parse()
         .map_err(|e: loadgen::mix::MixError| e.to_string())?;
+    let rss_idle = services.rss_mib();
     // Warm up connections and allocators, unmeasured.
     run(
         target.clone(),
@@ -197,7 +217,6 @@ async fn throughput(
         |_, _| {},
     )
     .await;
-    let rss_idle = services.rss_mib();
     let cpu_before = services.cpu_seconds();
     let duration = Duration::from_secs_f64(args.seconds);
     let stats = run(
