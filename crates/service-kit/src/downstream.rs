@@ -87,7 +87,7 @@ impl DownstreamError {
 
 /// Sends `request` and decodes a 2xx JSON answer as `T`. With a `timeout`, the request gives
 /// up after it (inside the client, so its CLIENT span records the timeout as an error).
-pub async fn call_json<T: DeserializeOwned>(
+async fn call_json<T: DeserializeOwned>(
     service: &'static str,
     request: RequestBuilder,
     timeout: Option<std::time::Duration>,
@@ -121,11 +121,7 @@ pub async fn call_json<T: DeserializeOwned>(
 /// `base` with `segments` appended as path segments, each percent-encoded, so no segment can
 /// add a path level, a query or a fragment. `.` and `..` are refused: URL normalisation would
 /// turn them into a different path rather than encode them.
-pub fn endpoint(
-    service: &'static str,
-    base: &Url,
-    segments: &[&str],
-) -> Result<Url, DownstreamError> {
+fn endpoint(service: &'static str, base: &Url, segments: &[&str]) -> Result<Url, DownstreamError> {
     if let Some(segment) = segments.iter().find(|s| matches!(**s, "." | "..")) {
         return Err(DownstreamError::InvalidSegment {
             service,

@@ -19,7 +19,8 @@ use opentelemetry_sdk::{
 
 use crate::metrics::CounterVec;
 
-/// Spans lost since start, in this process.
+/// Spans lost since start, in this process: the running total for the log line (the metric
+/// below is what is exported).
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// `otel_sdk_spans_dropped_total`, on `/metrics`.
@@ -33,11 +34,6 @@ static DROPPED_METRIC: LazyLock<CounterVec> = LazyLock::new(|| {
 
 /// At most one log line per this interval, however many exports fail.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Spans lost since start.
-pub fn dropped_spans() -> u64 {
-    DROPPED.load(Ordering::Relaxed)
-}
 
 /// An exporter that counts the spans of every failed export.
 #[derive(Debug)]

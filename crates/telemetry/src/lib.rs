@@ -31,7 +31,6 @@ mod subscriber;
 
 pub use client::{HttpClient, http_client};
 pub use config::{ConfigError, Protocol, ServiceInfo, TelemetryConfig};
-pub use dropped::dropped_spans;
 pub use errors::record_error;
 pub use guard::{FLUSH_TIMEOUT, TelemetryGuard};
 pub use metrics::{CounterVec, counter, metrics_handler};

@@ -1,10 +1,12 @@
 //! The Tempo-compatible query API, read with the same client that reads a real Tempo.
 
+mod common;
+
+use common::string;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{ExportTraceServiceRequest, trace_service_client::TraceServiceClient},
-    common::v1::{AnyValue, KeyValue, any_value},
     resource::v1::Resource,
     trace::v1::{ResourceSpans, ScopeSpans, Span},
 };
@@ -12,16 +14,6 @@ use prost::Message;
 use trace_store::{Search, TempoClient, TraceStore, serve_local, start_local};
 
 const SECOND: u64 = 1_000_000_000;
-
-fn string(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
 
 /// A request with `spans` spans of trace `trace` (a chain: each the parent of the next), the
 /// root lasting `millis`, sent by `service`.

@@ -1,9 +1,11 @@
 //! The store receives OTLP over gRPC and HTTP/protobuf from the real opentelemetry-otlp
 //! exporter, refuses garbage with the protocol's error, and keeps serving.
 
+mod common;
+
+use common::string;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{ExportTraceServiceRequest, trace_service_client::TraceServiceClient},
-    common::v1::{AnyValue, KeyValue, any_value},
     resource::v1::Resource,
     trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::SpanKind as ProtoKind, status},
 };
@@ -15,16 +17,6 @@ async fn start() -> (TraceStore, String, String) {
     let grpc_url = format!("http://{}", local.grpc);
     let http_url = format!("http://{}", local.http);
     (local.store, grpc_url, http_url)
-}
-
-fn string(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 fn request(trace: u8, spans: &[(u8, Option<u8>, &str)]) -> ExportTraceServiceRequest {
