@@ -7,9 +7,17 @@
 //! - `process`: [`ServiceProcess`], one running binary with its log.
 //! - `system`: [`System`] and [`SystemBuilder`], the four services plus the store.
 //! - `tree`: [`render_tree`], a trace as indented text, to compare with SPEC §2.
+//! - [`compose`]: `docker-compose.yml` as a test reads it (a service's files, flags,
+//!   environment), and [`compose::HostMap`], where each compose `host:port` runs here.
+//! - [`promql`]: the metric names a PromQL expression reads.
+//! - [`stack`]: [`stack::LocalStack`], the compose stack as far as it runs without Docker
+//!   (the four binaries, the trace-store as the Collector, the real Prometheus).
 
 mod binaries;
+pub mod compose;
 mod process;
+pub mod promql;
+pub mod stack;
 mod system;
 mod tree;
 

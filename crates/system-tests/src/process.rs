@@ -49,29 +49,47 @@ impl ServiceProcess {
         env: &[(String, String)],
         log_dir: &std::path::Path,
     ) -> Self {
+        let mut command = Command::new(crate::binary_path(name));
+        command
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        Self::spawn_command(
+            name,
+            command,
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            log_dir,
+        )
+    }
+
+    /// Starts `command` (any program, listening on `addr`) as process `name`, with its output
+    /// in `log_dir`. Variables of the developer's shell that would change a service's
+    /// behaviour are removed unless `command` sets them itself.
+    pub fn spawn_command(
+        name: &str,
+        mut command: Command,
+        addr: SocketAddr,
+        log_dir: &std::path::Path,
+    ) -> Self {
         let stdout_path = log_dir.join(format!("{name}.stdout"));
         let stderr_path = log_dir.join(format!("{name}.stderr"));
         let stdout = File::create(&stdout_path).expect("create stdout log");
         let stderr = File::create(&stderr_path).expect("create stderr log");
-        let mut command = Command::new(crate::binary_path(name));
+        let set: Vec<std::ffi::OsString> = command.get_envs().map(|(k, _)| k.to_owned()).collect();
         for (key, _) in std::env::vars() {
-            if key.starts_with("OTEL_") || key.ends_with("_SERVICE_URL") || key == "RUST_LOG" {
+            let leaks =
+                key.starts_with("OTEL_") || key.ends_with("_SERVICE_URL") || key == "RUST_LOG";
+            if leaks && !set.iter().any(|k| *k == *key) {
                 command.env_remove(key);
             }
         }
-        command
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
+        command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         Self {
             name: name.to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr,
             child,
             stdout_path,
             stderr_path,
@@ -86,9 +104,15 @@ impl ServiceProcess {
     /// Waits until `GET /health` answers 200; panics with the process's stderr if it exits or
     /// takes longer than `timeout`.
     pub async fn wait_healthy(&mut self, timeout: Duration) {
+        self.wait_ready("/health", timeout).await;
+    }
+
+    /// Waits until `GET <path>` answers 2xx; panics with the process's stderr if it exits or
+    /// takes longer than `timeout`.
+    pub async fn wait_ready(&mut self, path: &str, timeout: Duration) {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + timeout;
-        let health = format!("{}/health", self.url());
+        let health = format!("{}{path}", self.url());
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(

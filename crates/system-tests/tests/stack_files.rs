@@ -120,8 +120,8 @@ fn references() -> Vec<(String, String)> {
     }
     let collector = yaml("otel-collector/otel-collector.yml");
     refs.push((
-        "collector otlp/tempo".into(),
-        collector["exporters"]["otlp/tempo"]["endpoint"]
+        "collector otlp_grpc/tempo".into(),
+        collector["exporters"]["otlp_grpc/tempo"]["endpoint"]
             .as_str()
             .expect("endpoint")
             .into(),
@@ -129,7 +129,8 @@ fn references() -> Vec<(String, String)> {
     let tempo = yaml("tempo/tempo.yml");
     for write in tempo["metrics_generator"]["storage"]["remote_write"]
         .as_array()
-        .expect("remote_write")
+        .into_iter()
+        .flatten()
     {
         refs.push((
             "tempo remote_write".into(),
@@ -204,14 +205,11 @@ fn promtool(args: &[&str]) {
 
 #[test]
 fn prometheus_config_and_rules_pass_promtool_and_the_alerts_fire_only_when_they_should() {
-    promtool(&[
-        "check",
-        "config",
-        "--syntax-only",
-        "prometheus/prometheus.yml",
-    ]);
+    // Without --syntax-only, promtool also loads every rule file the config's globs match, as
+    // Prometheus does at start (tests/compose_stack.rs runs Prometheus itself).
+    promtool(&["check", "config", "prometheus/prometheus.yml"]);
     promtool(&["check", "rules", "prometheus/rules/orders.yml"]);
-    promtool(&["test", "rules", "prometheus/rules/orders_test.yml"]);
+    promtool(&["test", "rules", "prometheus/tests/orders_test.yml"]);
 }
 
 #[test]
@@ -233,7 +231,7 @@ fn every_address_a_file_points_at_is_a_service_listening_on_that_port() {
         );
         checked += 1;
     }
-    assert!(checked >= 16, "only {checked} references found");
+    assert!(checked >= 17, "only {checked} references found");
 
     for (name, service) in services {
         // Published ports: loopback only, to a port the container listens on.
@@ -533,4 +531,249 @@ fn alert_rules_query_metrics_the_services_expose() {
         assert!(compose["services"][service].is_object());
         assert!(jobs.contains(service), "no scrape job {service}");
     }
+}
+
+/// One row of IMAGES.md: an image (`*` matches any run of characters) and what it holds.
+struct ImageRow {
+    pattern: String,
+    programs: Vec<String>,
+    shell: bool,
+}
+
+impl ImageRow {
+    fn matches(&self, image: &str) -> bool {
+        match self.pattern.split_once('*') {
+            Some((head, tail)) => image.starts_with(head) && image.ends_with(tail),
+            None => self.pattern == image,
+        }
+    }
+
+    /// Whether `program` (a path, or a bare name looked up in PATH) is in the image.
+    fn holds(&self, program: &str) -> bool {
+        self.programs.iter().any(|p| {
+            p == program || (!program.contains('/') && p.rsplit('/').next() == Some(program))
+        })
+    }
+}
+
+/// The table of IMAGES.md.
+fn image_rows() -> Vec<ImageRow> {
+    let text = read("IMAGES.md");
+    let rows: Vec<ImageRow> = text
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 5, "IMAGES.md row: {line}");
+            let ticked = |cell: &str| -> Vec<String> {
+                cell.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_owned)
+                    .collect()
+            };
+            ImageRow {
+                pattern: ticked(cells[0]).remove(0),
+                programs: ticked(cells[2]),
+                shell: cells[3] == "yes",
+            }
+        })
+        .collect();
+    assert!(rows.len() >= 6, "IMAGES.md has {} rows", rows.len());
+    rows
+}
+
+/// Why `test` (a compose or Dockerfile healthcheck) cannot run in `image`, if it cannot.
+fn healthcheck_problem(rows: &[ImageRow], image: &str, test: &[String]) -> Option<String> {
+    let Some(row) = rows.iter().find(|r| r.matches(image)) else {
+        return Some(format!("{image} has no row in IMAGES.md"));
+    };
+    match test.first().map(String::as_str) {
+        Some("NONE") => None,
+        Some("CMD") => {
+            let program = test.get(1)?;
+            (!row.holds(program)).then(|| {
+                format!(
+                    "runs {program}, which {image} does not hold (it has {:?})",
+                    row.programs
+                )
+            })
+        }
+        Some("CMD-SHELL") => (!row.shell).then(|| format!("needs a shell; {image} has none")),
+        other => Some(format!("unknown healthcheck form {other:?}")),
+    }
+}
+
+fn words(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn every_healthcheck_runs_a_program_its_image_holds() {
+    let rows = image_rows();
+    let compose = compose();
+    let services = compose["services"].as_object().expect("services");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (name, service) in services {
+        let image = service["image"].as_str().expect("image");
+        if !rows.iter().any(|r| r.matches(image)) {
+            problems.push(format!("{name}: {image} has no row in IMAGES.md"));
+        }
+        if service["healthcheck"]["disable"] == true {
+            continue;
+        }
+        let test = words(&service["healthcheck"]["test"]);
+        if !test.is_empty() {
+            checked += 1;
+            if let Some(problem) = healthcheck_problem(&rows, image, &test) {
+                problems.push(format!("{name}: {problem}"));
+            }
+        }
+        // Waiting for a service to be healthy needs a healthcheck that can pass.
+        for (dependency, condition) in service["depends_on"].as_object().into_iter().flatten() {
+            if condition["condition"] == "service_healthy" {
+                let theirs = words(&services[dependency]["healthcheck"]["test"]);
+                let their_image = services[dependency]["image"].as_str().expect("image");
+                if theirs.is_empty() || healthcheck_problem(&rows, their_image, &theirs).is_some() {
+                    problems.push(format!(
+                        "{name} waits for {dependency} to be healthy, which it can never be"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked >= 6, "only {checked} healthchecks");
+
+    // The Dockerfile's own HEALTHCHECK, in the image it builds.
+    let dockerfile = read("Dockerfile");
+    let runtime = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG RUNTIME_IMAGE="))
+        .expect("ARG RUNTIME_IMAGE");
+    assert!(
+        rows.iter().any(|r| r.matches(runtime)),
+        "the Dockerfile's runtime image {runtime} has no row in IMAGES.md"
+    );
+    let own = rows
+        .iter()
+        .find(|r| r.matches("order-tracing/order-service:0.1.0"))
+        .expect("a row for the images built here");
+    for program in &own.programs {
+        assert!(
+            dockerfile
+                .lines()
+                .any(|l| l.starts_with("COPY --from=build") && l.ends_with(program.as_str())),
+            "IMAGES.md says the built image holds {program}, the Dockerfile copies no such file"
+        );
+    }
+    let healthcheck = dockerfile
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CMD [\""))
+        .expect("the Dockerfile's HEALTHCHECK CMD");
+    let program = healthcheck.split('"').next().expect("program");
+    if let Some(problem) = healthcheck_problem(
+        &rows,
+        "order-tracing/order-service:0.1.0",
+        &["CMD".into(), program.into()],
+    ) {
+        problems.push(format!("Dockerfile HEALTHCHECK: {problem}"));
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // And the check checks: Tempo probing itself with wget, as compose had it, is refused.
+    let tempo = compose["services"]["tempo"]["image"]
+        .as_str()
+        .expect("image");
+    let wget = [
+        "CMD",
+        "wget",
+        "-q",
+        "-O",
+        "/dev/null",
+        "http://localhost:3200/ready",
+    ]
+    .map(String::from);
+    assert!(healthcheck_problem(&rows, tempo, &wget).is_some());
+}
+
+/// `30s`, `500ms`, `2m` as milliseconds.
+fn millis(duration: &str) -> u64 {
+    let digits: String = duration.chars().take_while(char::is_ascii_digit).collect();
+    let number: u64 = digits
+        .parse()
+        .unwrap_or_else(|_| panic!("duration {duration}"));
+    match &duration[digits.len()..] {
+        "ms" => number,
+        "s" => number * 1000,
+        "m" => number * 60_000,
+        unit => panic!("duration {duration}: unit {unit}"),
+    }
+}
+
+#[test]
+fn service_graph_halves_wait_longer_than_any_service_takes_to_export_them() {
+    let compose = compose();
+    // The SDK's default batch delay is 5 s (OTEL_BSP_SCHEDULE_DELAY, in ms).
+    let slowest_export = compose["services"]
+        .as_object()
+        .expect("services")
+        .values()
+        .filter(|s| s["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"].is_string())
+        .map(|s| {
+            s["environment"]["OTEL_BSP_SCHEDULE_DELAY"]
+                .as_str()
+                .map_or(5000, |d| d.parse().expect("OTEL_BSP_SCHEDULE_DELAY in ms"))
+        })
+        .max()
+        .expect("services export OTLP");
+    let collector = yaml("otel-collector/otel-collector.yml");
+    let ttl = millis(
+        collector["connectors"]["servicegraph"]["store"]["ttl"]
+            .as_str()
+            .expect("servicegraph store ttl"),
+    );
+    // Each half can wait up to one batch delay in its own process; twice that, and the
+    // export itself, fit in the ttl.
+    assert!(
+        ttl >= 2 * slowest_export,
+        "servicegraph ttl {ttl} ms: a half exported {slowest_export} ms after the other becomes an \"unknown\" node"
+    );
+    // The traces/in pipeline feeds the connectors without batching first (a batch would add
+    // its timeout to the gap).
+    assert!(
+        !collector["service"]["pipelines"]["traces/in"]["processors"]
+            .as_array()
+            .expect("processors")
+            .iter()
+            .any(|p| p == "batch")
+    );
+}
+
+#[test]
+fn collector_and_tempo_use_the_current_names_and_keep_what_grafana_reads() {
+    let collector = yaml("otel-collector/otel-collector.yml");
+    // Collector 0.150 (core v0.150.0 exporter/otlpexporter/metadata.yaml): the gRPC exporter is
+    // `otlp_grpc`; `otlp` is a deprecated alias that logs a warning at start.
+    for exporter in collector["exporters"]
+        .as_object()
+        .expect("exporters")
+        .keys()
+    {
+        let kind = exporter.split('/').next().unwrap_or(exporter);
+        assert_ne!(kind, "otlp", "{exporter}: use otlp_grpc");
+    }
+    let tempo = yaml("tempo/tempo.yml");
+    // TraceQL metrics older than query_backend_after (30 min) are read from flushed blocks.
+    assert_eq!(
+        tempo["metrics_generator"]["processor"]["local_blocks"]["flush_to_storage"],
+        true
+    );
+    // The generator is disabled without storage.path (even for local-blocks only).
+    assert!(tempo["metrics_generator"]["storage"]["path"].is_string());
 }

@@ -15,8 +15,11 @@
 //! - `query`: the Tempo-compatible query API ([`query_router`]).
 //! - [`tempo`]: Tempo's JSON for traces and search results, both ways.
 //! - `client`: [`TempoClient`], for this API or a real Tempo's.
+//! - `connectors`: [`ConnectorMetrics`], the span metrics and service graph the compose
+//!   stack's Collector computes, from every span received, on `GET /metrics`.
 
 mod client;
+mod connectors;
 mod grpc;
 mod http;
 mod local;
@@ -25,6 +28,7 @@ mod store;
 pub mod tempo;
 
 pub use client::{Search, TempoClient, TempoError};
+pub use connectors::{ConnectorConfig, ConnectorMetrics, metrics_router};
 pub use grpc::serve_grpc;
 pub use http::{http_router, serve_http};
 pub use local::{LocalStore, serve_local, start_local};

@@ -13,6 +13,8 @@ use opentelemetry_proto::tonic::{
 };
 use tokio::sync::Notify;
 
+use crate::connectors::{ConnectorConfig, ConnectorMetrics};
+
 /// A span as received, flattened: ids in lowercase hex, the service name of its resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredSpan {
@@ -199,6 +201,8 @@ pub struct TraceStore {
     inner: Arc<Mutex<Inner>>,
     /// Woken on every ingest, for [`TraceStore::wait_for`].
     arrived: Arc<Notify>,
+    /// Span metrics and service graph of every span received.
+    connectors: ConnectorMetrics,
 }
 
 impl Default for TraceStore {
@@ -215,13 +219,24 @@ impl TraceStore {
 
     /// An empty store holding up to `max_spans` spans.
     pub fn with_capacity(max_spans: usize) -> Self {
+        Self::with_connectors(max_spans, ConnectorConfig::default())
+    }
+
+    /// An empty store holding up to `max_spans` spans, its connectors set to `config`.
+    pub fn with_connectors(max_spans: usize, config: ConnectorConfig) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 max_spans,
                 ..Inner::default()
             })),
             arrived: Arc::new(Notify::new()),
+            connectors: ConnectorMetrics::new(config),
         }
+    }
+
+    /// The span metrics and service graph computed from every span received.
+    pub fn connectors(&self) -> &ConnectorMetrics {
+        &self.connectors
     }
 
     /// Adds the spans of one OTLP export request; returns how many were stored.
@@ -253,6 +268,13 @@ impl TraceStore {
                             e.insert(TraceEntry::default())
                         }
                     };
+                    self.connectors.record_span(&span);
+                    if let Some(partner) = edge_partner(&entry.spans, &span) {
+                        match span.kind {
+                            SpanKind::Client => self.connectors.record_edge(&span, partner),
+                            _ => self.connectors.record_edge(partner, &span),
+                        }
+                    }
                     entry.spans.push(span);
                     entry.updated = sequence;
                     stored += 1;
@@ -364,6 +386,30 @@ impl TraceStore {
         // Every critical section leaves the maps consistent before anything in it can panic,
         // so a poisoned lock is still safe to use.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Past this many spans in one trace, no service-graph edge is looked for: a pairing scan of
+/// a huge (or hostile) trace would make every ingest slow.
+const MAX_PAIRED_TRACE_SPANS: usize = 10_000;
+
+/// The other half of a service-graph edge that `span` completes, among `spans` of its trace: the
+/// CLIENT span that is a SERVER span's parent, or the SERVER span that is a CLIENT span's child.
+fn edge_partner<'a>(spans: &'a [StoredSpan], span: &StoredSpan) -> Option<&'a StoredSpan> {
+    if spans.len() > MAX_PAIRED_TRACE_SPANS {
+        return None;
+    }
+    match span.kind {
+        SpanKind::Server => {
+            let parent = span.parent_span_id.as_deref()?;
+            spans
+                .iter()
+                .find(|s| s.kind == SpanKind::Client && s.span_id == parent)
+        }
+        SpanKind::Client => spans.iter().find(|s| {
+            s.kind == SpanKind::Server && s.parent_span_id.as_deref() == Some(&span.span_id)
+        }),
+        _ => None,
     }
 }
 
