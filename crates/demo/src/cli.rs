@@ -29,11 +29,39 @@ pub enum Command {
         #[arg(long, default_value = "http://localhost:3200")]
         api: String,
     },
+    /// Check a running stack (after `docker compose up --wait`): send the two orders, then
+    /// find their traces in Tempo, the services and the service graph in Prometheus, and
+    /// Grafana's health and datasources. One PASS/FAIL line per step; exit 1 if any failed.
+    Smoke(SmokeArgs),
     /// Run one service in the foreground; the default command starts one of each.
     Serve {
         /// Which service.
         service: ServiceName,
     },
+}
+
+/// Where the stack's components answer (the compose file's published ports by default).
+#[derive(Debug, Clone, Args)]
+pub struct SmokeArgs {
+    /// Base URL of order-service.
+    #[arg(long, default_value = "http://localhost:8001")]
+    pub order_url: String,
+    /// Base URL of the Tempo HTTP API.
+    #[arg(long, default_value = "http://localhost:3200")]
+    pub tempo_url: String,
+    /// Base URL of Prometheus.
+    #[arg(long, default_value = "http://localhost:9090")]
+    pub prometheus_url: String,
+    /// Base URL of Grafana.
+    #[arg(long, default_value = "http://localhost:3000")]
+    pub grafana_url: String,
+    /// Skip the Grafana steps (a stack without Grafana).
+    #[arg(long)]
+    pub skip_grafana: bool,
+    /// Seconds the steps may wait, in all, for data to arrive (tail sampling holds a trace
+    /// 10 s; the service graph needs a connector flush and a scrape, 15 s each).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
 }
 
 /// The four services.

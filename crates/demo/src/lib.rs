@@ -11,9 +11,11 @@
 //! - [`supervisor`]: starting, health-checking and stopping the child processes.
 //! - [`waterfall`]: drawing a trace, and finding the span that dominates it.
 //! - [`serve`]: `demo serve <service>`, one service in the foreground.
+//! - [`smoke`]: `demo smoke`, the pass/fail check of a running compose stack.
 
 pub mod cli;
 pub mod run;
 pub mod serve;
+pub mod smoke;
 pub mod supervisor;
 pub mod waterfall;

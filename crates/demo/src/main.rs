@@ -11,6 +11,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Serve { service }) => demo::serve::serve(service).await,
+        Some(Command::Smoke(args)) => {
+            quiet_logs();
+            demo::smoke::smoke(args).await
+        }
         Some(Command::Trace { id, api }) => {
             quiet_logs();
             demo::run::draw_trace(&id, &api).await

@@ -28,7 +28,7 @@ const DIM: Style = Style::new().dimmed();
 const SETTLE: Duration = Duration::from_millis(1200);
 
 /// The two requests of the spec, fast and slow.
-const ORDERS: [(&str, i64); 2] = [("fast path", 2), ("slow path", 8)];
+pub(crate) const ORDERS: [(&str, i64); 2] = [("fast path", 2), ("slow path", 8)];
 
 /// Runs everything until SIGINT/SIGTERM. Exit status 0 after a clean stop, 1 if something could
 /// not start.
@@ -211,7 +211,7 @@ async fn stop_all(children: Vec<ServiceChild>) -> bool {
     clean
 }
 
-async fn send_order(
+pub(crate) async fn send_order(
     http: &reqwest::Client,
     url: &str,
     body: &serde_json::Value,
@@ -221,7 +221,7 @@ async fn send_order(
         .json(body)
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| with_causes(&e))?;
     let status = response.status();
     let trace_id = response
         .headers()
@@ -381,4 +381,16 @@ pub async fn draw_trace(id: &str, api: &str) -> ExitCode {
         Ok(None) => fail(&format!("trace {id} not found at {api}")),
         Err(e) => fail(&e.to_string()),
     }
+}
+
+/// `error: cause: cause`, since reqwest's own message leaves out why ("connection refused").
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

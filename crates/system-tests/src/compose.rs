@@ -144,36 +144,81 @@ impl Compose {
     }
 
     /// Rebuilds service `name`'s container file system under `root`: each bind mount copied
-    /// to `root/<target>` with [`HostMap::rewrite`] applied to its text, each named volume an
-    /// empty folder. Returns `root/<target>` for every volume.
+    /// to `root/<target>`, each named volume an empty folder. In the copied text, every
+    /// `host:port` is rewritten by `hosts`, and every absolute path inside a mount target
+    /// points at its copy, so the program reads what it would read in its container. Returns
+    /// `root/<target>` for every volume.
     pub fn materialise(
         &self,
         name: &str,
         root: &Path,
         hosts: &HostMap,
     ) -> BTreeMap<String, PathBuf> {
-        let mut placed = BTreeMap::new();
-        for volume in self.volumes(name) {
-            let target = volume.target().to_owned();
-            let at = root.join(target.trim_start_matches('/'));
-            match &volume {
-                Volume::Bind { source, .. } => copy_rewritten(source, &at, hosts),
+        let volumes = self.volumes(name);
+        let placed: BTreeMap<String, PathBuf> = volumes
+            .iter()
+            .map(|v| {
+                let target = v.target().to_owned();
+                let at = root.join(target.trim_start_matches('/'));
+                (target, at)
+            })
+            .collect();
+        let rewrite = |text: &str| container_paths(&hosts.rewrite(text), &placed);
+        for volume in &volumes {
+            let at = &placed[volume.target()];
+            match volume {
+                Volume::Bind { source, .. } => copy_rewritten(source, at, &rewrite),
                 Volume::Named { .. } => {
-                    std::fs::create_dir_all(&at).expect("create a named volume's folder")
+                    std::fs::create_dir_all(at).expect("create a named volume's folder")
                 }
             }
-            placed.insert(target, at);
         }
         placed
     }
 }
 
-fn copy_rewritten(source: &Path, to: &Path, hosts: &HostMap) {
+/// `text` with each absolute path under a mount target moved to where the target was placed.
+/// A match must be a whole path component: `/prometheus` does not match inside
+/// `/etc/prometheus` or `http://prometheus:9090`.
+pub fn container_paths(text: &str, placed: &BTreeMap<String, PathBuf>) -> String {
+    let path_char = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+    let mut targets: Vec<(&String, &PathBuf)> = placed.iter().collect();
+    // Longest first, so /etc/prometheus/rules wins over /etc/prometheus.
+    targets.sort_by_key(|(t, _)| std::cmp::Reverse(t.len()));
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    'scan: while i < text.len() {
+        let rest = &text[i..];
+        let starts_path =
+            rest.starts_with('/') && text[..i].chars().next_back().is_none_or(|c| !path_char(c));
+        if starts_path {
+            for (target, at) in &targets {
+                let target = target.trim_end_matches('/');
+                if let Some(after) = rest.strip_prefix(target)
+                    && after
+                        .chars()
+                        .next()
+                        .is_none_or(|c| c == '/' || !path_char(c))
+                {
+                    out.push_str(&at.display().to_string());
+                    i += target.len();
+                    continue 'scan;
+                }
+            }
+        }
+        let c = rest.chars().next().expect("not at the end");
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+fn copy_rewritten(source: &Path, to: &Path, rewrite: &dyn Fn(&str) -> String) {
     if source.is_dir() {
         std::fs::create_dir_all(to).expect("create folder");
         for entry in std::fs::read_dir(source).expect("read mounted folder") {
             let entry = entry.expect("folder entry");
-            copy_rewritten(&entry.path(), &to.join(entry.file_name()), hosts);
+            copy_rewritten(&entry.path(), &to.join(entry.file_name()), rewrite);
         }
     } else {
         if let Some(parent) = to.parent() {
@@ -181,7 +226,7 @@ fn copy_rewritten(source: &Path, to: &Path, hosts: &HostMap) {
         }
         let text =
             std::fs::read_to_string(source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
-        std::fs::write(to, hosts.rewrite(&text)).expect("write the mounted file");
+        std::fs::write(to, rewrite(&text)).expect("write the mounted file");
     }
 }
 
@@ -242,6 +287,24 @@ impl HostMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_paths_move_whole_components_only() {
+        let placed = BTreeMap::from([
+            (
+                "/etc/prometheus".to_owned(),
+                PathBuf::from("/tmp/r/etc/prometheus"),
+            ),
+            ("/prometheus".to_owned(), PathBuf::from("/tmp/r/prometheus")),
+        ]);
+        assert_eq!(
+            container_paths(
+                "- /etc/prometheus/rules/*.yml\n--storage.tsdb.path=/prometheus url: http://prometheus:9090/x /prometheusx",
+                &placed
+            ),
+            "- /tmp/r/etc/prometheus/rules/*.yml\n--storage.tsdb.path=/tmp/r/prometheus url: http://prometheus:9090/x /prometheusx"
+        );
+    }
 
     #[test]
     fn host_map_rewrites_whole_addresses_only() {

@@ -20,7 +20,7 @@ use trace_store::TraceStore;
 
 use crate::{
     ServiceProcess,
-    compose::{Compose, HostMap},
+    compose::{Compose, HostMap, container_paths},
     free_port,
 };
 
@@ -128,7 +128,7 @@ impl LocalStack {
                 continue;
             }
             prometheus_args.push(match arg.split_once('=') {
-                Some((flag, value)) => format!("{flag}={}", container_path(&placed, value)),
+                Some((flag, value)) => format!("{flag}={}", container_paths(value, &placed)),
                 None => arg,
             });
         }
@@ -207,22 +207,6 @@ fn compose_port(compose: &Compose, name: &str) -> u16 {
         .find(|(k, _)| k == "PORT")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or_else(|| panic!("{name} has no PORT in docker-compose.yml"))
-}
-
-/// `value` with a container path under a mounted volume moved to where it was placed.
-fn container_path(
-    placed: &std::collections::BTreeMap<String, std::path::PathBuf>,
-    value: &str,
-) -> String {
-    placed
-        .iter()
-        .filter(|(target, _)| {
-            value == target.as_str()
-                || value.starts_with(&format!("{}/", target.trim_end_matches('/')))
-        })
-        .max_by_key(|(target, _)| target.len())
-        .map(|(target, at)| format!("{}{}", at.display(), &value[target.len()..]))
-        .unwrap_or_else(|| value.to_owned())
 }
 
 /// The long flags this machine's `prometheus` accepts, from its `--help`.

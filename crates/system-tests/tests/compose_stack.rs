@@ -293,3 +293,97 @@ async fn prometheus_runs_with_the_compose_files_and_answers_every_query_grafana_
         "used but produced by no component: {missing:?}"
     );
 }
+
+/// Runs `demo smoke` with `args`; its exit code, output, and how long it ran.
+async fn smoke(args: Vec<String>) -> (Option<i32>, String, Duration) {
+    tokio::task::spawn_blocking(move || {
+        // Built (if need be) before the clock starts.
+        let demo = system_tests::binary_path("demo");
+        let started = Instant::now();
+        let output = std::process::Command::new(demo)
+            .arg("smoke")
+            .args(&args)
+            .output()
+            .expect("demo runs");
+        (
+            output.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            started.elapsed(),
+        )
+    })
+    .await
+    .expect("smoke finishes")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_smoke_check_passes_against_the_stack_that_runs_here() {
+    let stack = LocalStack::start().await;
+    let (code, output, _) = smoke(vec![
+        "--order-url".into(),
+        stack.url("order-service"),
+        "--tempo-url".into(),
+        stack.tempo_url.clone(),
+        "--prometheus-url".into(),
+        stack.prometheus_url.clone(),
+        "--skip-grafana".into(),
+        "--timeout".into(),
+        "150".into(),
+    ])
+    .await;
+    println!("{output}");
+    assert_eq!(code, Some(0), "{output}");
+    let marks: Vec<&str> = output
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| ["PASS", "FAIL", "SKIP"].contains(w))
+        .collect();
+    assert_eq!(
+        marks,
+        ["PASS", "PASS", "PASS", "PASS", "SKIP", "SKIP"],
+        "{output}"
+    );
+    // The slow order's trace is dominated by the planted defect.
+    assert!(output.contains("widest slow_lookup"), "{output}");
+    for edge in [
+        "order-service → inventory-service",
+        "order-service → payment-service",
+    ] {
+        assert!(output.contains(edge), "{output}");
+    }
+}
+
+#[tokio::test]
+async fn the_smoke_check_fails_step_by_step_when_nothing_is_there() {
+    let nowhere = format!("http://127.0.0.1:{}", system_tests::free_port());
+    let (code, output, took) = smoke(vec![
+        "--order-url".into(),
+        nowhere.clone(),
+        "--tempo-url".into(),
+        nowhere.clone(),
+        "--prometheus-url".into(),
+        nowhere.clone(),
+        "--grafana-url".into(),
+        nowhere,
+        "--timeout".into(),
+        "2".into(),
+    ])
+    .await;
+    println!("{output}");
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains("FAIL  order-service answers the two curls"),
+        "{output}"
+    );
+    assert!(output.contains("FAIL  Grafana is healthy"), "{output}");
+    assert!(output.contains("check(s) failed"), "{output}");
+    // Bounded by --timeout, plus one call's own timeout at most.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+
+    let (code, output, _) = smoke(vec!["--tempo-url".into(), "not a url".into()]).await;
+    assert_eq!(code, Some(2), "{output}");
+    assert!(output.contains("--tempo-url"), "{output}");
+}
