@@ -5,22 +5,25 @@ use std::{
     time::Duration,
 };
 
-use axum::{Json, Router, extract::State, routing};
-use service_kit::{ApiError, ApiJson, ApiPath, app::api, faults::Faults, item::validate_item};
+use axum::{Json, Router, extract::State, http::HeaderMap, routing};
+use service_kit::{
+    ApiError, ApiJson, ApiPath, app::api, faults::Faults, idempotency::IdempotencyStore,
+    item::validate_item,
+};
 use utoipa::OpenApi;
 
 use crate::{
     StockBook,
-    api::{QuantityRequest, Release, Reservation, StockLevel},
+    api::{QuantityRequest, Reservation, ReservationRecord, ReservationRequest, StockLevel},
     faults::InventoryFaults,
     stock::StockError,
 };
 
-/// `inventory_units_total{item, operation}`: units reserved and released.
+/// `inventory_units_total{item, operation}`: units reserved, confirmed, released and expired.
 static UNITS: LazyLock<telemetry::CounterVec> = LazyLock::new(|| {
     telemetry::counter(
         "inventory_units",
-        "Units reserved and released",
+        "Units reserved, confirmed, released and expired",
         &["item", "operation"],
     )
 });
@@ -45,6 +48,7 @@ pub fn router(stock: StockBook, faults: Faults<InventoryFaults>) -> Router {
         Router::new()
             .route("/stock/{item}", routing::get(stock_level))
             .route("/stock/{item}/reserve", routing::post(reserve))
+            .route("/stock/{item}/confirm", routing::post(confirm))
             .route("/stock/{item}/release", routing::post(release)),
         ApiDoc::openapi(),
     )
@@ -58,7 +62,7 @@ pub fn router(stock: StockBook, faults: Faults<InventoryFaults>) -> Router {
         title = "inventory-service",
         description = "Stock per item, with atomic reservations."
     ),
-    paths(stock_level, reserve, release)
+    paths(stock_level, reserve, confirm, release)
 )]
 struct ApiDoc;
 
@@ -69,6 +73,14 @@ impl From<StockError> for ApiError {
             StockError::Insufficient { .. } => {
                 ApiError::new(axum::http::StatusCode::CONFLICT, "Insufficient stock")
             }
+            StockError::UnknownReservation => ApiError::not_found(error.to_string()),
+            StockError::Ended(_) => {
+                ApiError::new(axum::http::StatusCode::CONFLICT, error.to_string())
+            }
+            StockError::KeyReused => ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                error.to_string(),
+            ),
         }
     }
 }
@@ -81,34 +93,48 @@ async fn stock_level(
     ApiPath(item): ApiPath<String>,
 ) -> Result<Json<StockLevel>, ApiError> {
     validate_item(&item)?;
-    let available = stock
-        .available(&item)
+    let level = stock
+        .level(&item)
         .ok_or_else(|| StockError::UnknownItem(item.clone()))?;
-    Ok(Json(StockLevel { item, available }))
+    Ok(Json(StockLevel {
+        item,
+        available: level.available,
+        held: level.held,
+        sold: level.sold,
+    }))
 }
 
-/// Reserves units of an item (atomically: never below zero).
-#[utoipa::path(post, path = "/stock/{item}/reserve", params(("item" = String, Path, description = "Item name, [A-Za-z0-9_-]{1,64}")), request_body = QuantityRequest,
+/// Reserves units of an item (atomically: never below zero). With an `Idempotency-Key`, a
+/// repeat returns the same reservation. Unconfirmed, it expires and its units return.
+#[utoipa::path(post, path = "/stock/{item}/reserve", params(("item" = String, Path, description = "Item name, [A-Za-z0-9_-]{1,64}"), ("Idempotency-Key" = Option<String>, Header, description = "A repeat with this key gets the same reservation")), request_body = QuantityRequest,
     responses((status = 200, body = Reservation), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 404, description = "Unknown item or route", body = service_kit::api_error::ErrorBody), (status = 409, description = "Conflict", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field", body = service_kit::api_error::ErrorBody)))]
 async fn reserve(
     State(inventory): State<Inventory>,
+    headers: HeaderMap,
     ApiPath(item): ApiPath<String>,
     ApiJson(request): ApiJson<QuantityRequest>,
 ) -> Result<Json<Reservation>, ApiError> {
-    reserve_stock(&inventory, item, request.quantity)
+    let key = IdempotencyStore::key_of(&headers)?;
+    reserve_stock(&inventory, item, request.quantity, key)
         .await
         .map(Json)
 }
 
 #[tracing::instrument(
     name = "reserve_stock",
-    skip(inventory),
-    fields(inventory.item = %item, inventory.quantity = quantity)
+    skip(inventory, key),
+    fields(
+        inventory.item = %item,
+        inventory.quantity = quantity,
+        inventory.reservation_id = tracing::field::Empty,
+        inventory.reservation.repeat = tracing::field::Empty,
+    )
 )]
 async fn reserve_stock(
     inventory: &Inventory,
     item: String,
     quantity: i64,
+    key: Option<String>,
 ) -> Result<Reservation, ApiError> {
     validate_item(&item)?;
     let units = positive(quantity)?;
@@ -124,13 +150,32 @@ async fn reserve_stock(
         Demand::Normal
     };
     slow_lookup(demand, faults.lookup_scale).await;
-    let available = inventory.stock.reserve(&item, units)?;
-    UNITS.add(&[&item, "reserved"], units as f64);
-    tracing::info!(item, reserved = units, available, "stock reserved");
+    let reserved = inventory.stock.reserve(&item, units, key.as_deref())?;
+    let span = tracing::Span::current();
+    span.record(
+        "inventory.reservation_id",
+        reserved.record.reservation_id.as_str(),
+    );
+    span.record("inventory.reservation.repeat", !reserved.created);
+    if reserved.created {
+        UNITS.add(&[&item, "reserved"], units as f64);
+        tracing::info!(
+            item,
+            reserved = units,
+            available = reserved.available,
+            reservation_id = reserved.record.reservation_id,
+            "stock reserved"
+        );
+    }
     Ok(Reservation {
+        reservation_id: reserved.record.reservation_id,
         item,
         reserved: units,
-        available,
+        available: reserved.available,
+        state: reserved.record.state,
+        expires_in_ms: reserved
+            .expires_in
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     })
 }
 
@@ -159,24 +204,118 @@ async fn slow_lookup(demand: Demand, scale: f64) {
     tokio::time::sleep(Duration::from_secs_f64((base + jitter) * scale)).await;
 }
 
-/// Gives reserved units back.
-#[utoipa::path(post, path = "/stock/{item}/release", params(("item" = String, Path, description = "Item name, [A-Za-z0-9_-]{1,64}")), request_body = QuantityRequest,
-    responses((status = 200, body = Release), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 404, description = "Unknown item or route", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field", body = service_kit::api_error::ErrorBody)))]
+/// Sells a reservation's units (idempotent).
+#[utoipa::path(post, path = "/stock/{item}/confirm", params(("item" = String, Path, description = "Item name, [A-Za-z0-9_-]{1,64}")), request_body = ReservationRequest,
+    responses((status = 200, body = ReservationRecord), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 404, description = "Unknown item, reservation or route", body = service_kit::api_error::ErrorBody), (status = 409, description = "Released or expired", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field", body = service_kit::api_error::ErrorBody)))]
+async fn confirm(
+    State(Inventory { stock, .. }): State<Inventory>,
+    ApiPath(item): ApiPath<String>,
+    ApiJson(request): ApiJson<ReservationRequest>,
+) -> Result<Json<ReservationRecord>, ApiError> {
+    confirm_reservation(&stock, item, request.reservation_id).map(Json)
+}
+
+#[tracing::instrument(
+    name = "confirm_reservation",
+    skip(stock),
+    fields(inventory.item = %item, inventory.reservation_id = %reservation_id)
+)]
+fn confirm_reservation(
+    stock: &StockBook,
+    item: String,
+    reservation_id: String,
+) -> Result<ReservationRecord, ApiError> {
+    validate_item(&item)?;
+    let ended = stock.confirm(&item, &reservation_id)?;
+    if ended.changed {
+        UNITS.add(&[&item, "confirmed"], ended.record.quantity as f64);
+        tracing::info!(
+            item,
+            reservation_id,
+            units = ended.record.quantity,
+            "reservation confirmed"
+        );
+    }
+    Ok(ended.record)
+}
+
+/// Gives a reservation's units back (idempotent). Only reserved units can come back: there is
+/// no way to add units that were not reserved.
+#[utoipa::path(post, path = "/stock/{item}/release", params(("item" = String, Path, description = "Item name, [A-Za-z0-9_-]{1,64}")), request_body = ReservationRequest,
+    responses((status = 200, body = ReservationRecord), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 404, description = "Unknown item, reservation or route", body = service_kit::api_error::ErrorBody), (status = 409, description = "Already confirmed", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field", body = service_kit::api_error::ErrorBody)))]
 async fn release(
     State(Inventory { stock, .. }): State<Inventory>,
     ApiPath(item): ApiPath<String>,
-    ApiJson(request): ApiJson<QuantityRequest>,
-) -> Result<Json<Release>, ApiError> {
+    ApiJson(request): ApiJson<ReservationRequest>,
+) -> Result<Json<ReservationRecord>, ApiError> {
+    release_reservation(&stock, item, request.reservation_id).map(Json)
+}
+
+#[tracing::instrument(
+    name = "release_reservation",
+    skip(stock),
+    fields(inventory.item = %item, inventory.reservation_id = %reservation_id)
+)]
+fn release_reservation(
+    stock: &StockBook,
+    item: String,
+    reservation_id: String,
+) -> Result<ReservationRecord, ApiError> {
     validate_item(&item)?;
-    let units = positive(request.quantity)?;
-    let available = stock.release(&item, units)?;
-    UNITS.add(&[&item, "released"], units as f64);
-    tracing::info!(item, released = units, available, "stock released");
-    Ok(Json(Release {
-        item,
-        released: units,
-        available,
-    }))
+    let ended = stock.release(&item, &reservation_id)?;
+    if ended.changed {
+        UNITS.add(&[&item, "released"], ended.record.quantity as f64);
+        tracing::info!(
+            item,
+            reservation_id,
+            units = ended.record.quantity,
+            "reservation released"
+        );
+    }
+    Ok(ended.record)
+}
+
+/// Every 250 ms, returns the units of reservations nobody confirmed in time, each in an
+/// `expire_reservation` span (a trace of its own: it belongs to no request) that says whose
+/// units came back, until `stop` is cancelled.
+pub async fn expire_reservations(stock: StockBook, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        for record in stock.expire_due() {
+            let span = tracing::info_span!(
+                "expire_reservation",
+                inventory.item = %record.item,
+                inventory.quantity = i64::try_from(record.quantity).unwrap_or(i64::MAX),
+                inventory.reservation_id = %record.reservation_id,
+                inventory.reservation.key = record.key.as_deref().unwrap_or(""),
+            );
+            let _entered = span.enter();
+            UNITS.add(&[&record.item, "expired"], record.quantity as f64);
+            tracing::warn!(
+                item = record.item,
+                units = record.quantity,
+                reservation_id = record.reservation_id,
+                "reservation expired unconfirmed: its units are available again"
+            );
+        }
+    }
+}
+
+/// `GET /reservations` for the admin listener: every reservation remembered, for
+/// reconciliation.
+pub fn admin_router(stock: StockBook) -> Router {
+    Router::new()
+        .route(
+            "/reservations",
+            routing::get(
+                |State(stock): State<StockBook>| async move { Json(stock.reservations()) },
+            ),
+        )
+        .with_state(stock)
 }
 
 fn positive(quantity: i64) -> Result<u64, ApiError> {

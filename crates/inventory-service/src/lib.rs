@@ -9,8 +9,9 @@
 //! - [`client`]: [`InventoryClient`], the typed client order-service uses.
 //! - `handlers`: the routes and their spans.
 //! - [`faults`]: [`faults::InventoryFaults`], the faults of the incident walkthrough.
-//! - [`stock`]: [`StockBook`], the per-item counts with atomic reserve and release.
-//! - [`settings`]: `PORT`, `HOST`, `INVENTORY_STOCK`.
+//! - [`stock`]: [`StockBook`], the per-item counts and the reservations held against them
+//!   (reserve, confirm, release, expire).
+//! - [`settings`]: `PORT`, `HOST`, `INVENTORY_STOCK`, `INVENTORY_RESERVATION_TTL_MS`.
 
 pub mod api;
 pub mod client;
@@ -20,7 +21,7 @@ pub mod settings;
 pub mod stock;
 
 pub use client::InventoryClient;
-pub use handlers::router;
+pub use handlers::{admin_router, expire_reservations, router};
 pub use settings::Settings;
 pub use stock::StockBook;
 
@@ -41,8 +42,19 @@ pub async fn run(stop: tokio_util::sync::CancellationToken) -> std::process::Exi
         Ok(faults) => faults,
         Err(e) => return service_kit::config_error(&SERVICE, &e),
     };
-    let app = router(StockBook::new(settings.stock), faults.clone());
+    let stock = StockBook::new(settings.stock, settings.reservation_ttl);
+    let app = router(stock.clone(), faults.clone());
+    tokio::spawn(expire_reservations(stock.clone(), stop.clone()));
     let background = tokio_util::task::TaskTracker::new();
-    let admin = Some(faults.admin_router());
-    service_kit::run(SERVICE, settings.listen, app, background, stop, admin).await
+    let admin = Some(faults.admin_router().merge(admin_router(stock)));
+    service_kit::run(
+        SERVICE,
+        settings.listen,
+        app,
+        background,
+        stop,
+        admin,
+        service_kit::serve::Grace::default(),
+    )
+    .await
 }

@@ -1,12 +1,19 @@
 //! inventory-service settings.
 
-use service_kit::{ConfigError, ListenSettings, item::validate_item};
+use std::time::Duration;
+
+use service_kit::{ConfigError, ListenSettings, faults::env_value, item::validate_item};
 
 /// The default port.
 pub const DEFAULT_PORT: u16 = 8002;
 
 /// The catalogue when `INVENTORY_STOCK` is unset: enough units for a long load test.
 pub const DEFAULT_STOCK: &str = "book=1000000,pen=1000000,notebook=1000000,mug=1000000";
+
+/// How long a reservation is held unconfirmed by default: longer than any order takes
+/// (its 3 s budget, then resolving its charge and confirming), short enough that units a
+/// crashed or cut-off order held come back soon.
+pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(30);
 
 /// Everything inventory-service reads from the environment.
 #[derive(Debug, Clone)]
@@ -15,6 +22,9 @@ pub struct Settings {
     pub listen: ListenSettings,
     /// `INVENTORY_STOCK`: the seed catalogue, `item=units` pairs.
     pub stock: Vec<(String, u64)>,
+    /// `INVENTORY_RESERVATION_TTL_MS`: how long a reservation waits for its confirmation
+    /// before its units return by themselves.
+    pub reservation_ttl: Duration,
 }
 
 impl Settings {
@@ -24,6 +34,17 @@ impl Settings {
         Ok(Self {
             listen: ListenSettings::from_lookup(DEFAULT_PORT, lookup)?,
             stock: parse_stock(&lookup("INVENTORY_STOCK").unwrap_or_else(|| DEFAULT_STOCK.into()))?,
+            reservation_ttl: env_value(
+                &lookup,
+                "INVENTORY_RESERVATION_TTL_MS",
+                "milliseconds from 100 to 86400000",
+                |v| {
+                    v.parse()
+                        .ok()
+                        .filter(|ms: &u64| (100..=86_400_000).contains(ms))
+                },
+            )?
+            .map_or(DEFAULT_RESERVATION_TTL, Duration::from_millis),
         })
     }
 }

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-use inventory_service::{InventoryClient, StockBook, router};
+use inventory_service::{InventoryClient, StockBook, api::ReservationState, router};
 use serde_json::json;
 
 async fn start(stock: &[(&str, u64)]) -> (InventoryClient, String) {
-    let book = StockBook::new(stock.iter().map(|(i, n)| (i.to_string(), *n)));
+    let book = StockBook::new(
+        stock.iter().map(|(i, n)| (i.to_string(), *n)),
+        Duration::from_secs(60),
+    );
     let addr = service_kit::serve::spawn_local(router(book, Default::default()))
         .await
         .expect("serve");
@@ -18,14 +21,99 @@ async fn start(stock: &[(&str, u64)]) -> (InventoryClient, String) {
 }
 
 #[tokio::test]
-async fn reserve_and_release_move_the_stock_level() {
+async fn a_reservation_is_held_then_confirmed_or_released_by_its_id() {
     let (inventory, _) = start(&[("book", 10)]).await;
     assert_eq!(inventory.stock("book").await.expect("stock").available, 10);
-    let reservation = inventory.reserve("book", 4).await.expect("reserve");
-    assert_eq!((reservation.reserved, reservation.available), (4, 6));
-    let release = inventory.release("book", 3).await.expect("release");
-    assert_eq!((release.released, release.available), (3, 9));
-    assert_eq!(inventory.stock("book").await.expect("stock").available, 9);
+    let sold = inventory.reserve("book", 4, "a").await.expect("reserve");
+    assert_eq!((sold.reserved, sold.available), (4, 6));
+    assert_eq!(sold.state, ReservationState::Held);
+    assert!(sold.expires_in_ms.is_some_and(|ms| ms > 50_000));
+    let back = inventory.reserve("book", 3, "b").await.expect("reserve");
+    let confirmed = inventory
+        .confirm("book", &sold.reservation_id)
+        .await
+        .expect("confirm");
+    assert_eq!(confirmed.state, ReservationState::Confirmed);
+    let released = inventory
+        .release("book", &back.reservation_id)
+        .await
+        .expect("release");
+    assert_eq!(released.state, ReservationState::Released);
+    let level = inventory.stock("book").await.expect("stock");
+    assert_eq!((level.available, level.held, level.sold), (6, 0, 4));
+}
+
+#[tokio::test]
+async fn retried_calls_take_and_give_back_units_once() {
+    let (inventory, _) = start(&[("book", 10)]).await;
+    let first = inventory
+        .reserve("book", 4, "order:1")
+        .await
+        .expect("reserve");
+    let again = inventory
+        .reserve("book", 4, "order:1")
+        .await
+        .expect("reserve");
+    assert_eq!(first.reservation_id, again.reservation_id);
+    for _ in 0..3 {
+        inventory
+            .release("book", &first.reservation_id)
+            .await
+            .expect("release is idempotent");
+    }
+    let level = inventory.stock("book").await.expect("stock");
+    assert_eq!((level.available, level.held), (10, 0));
+    // Confirming a released reservation is refused: its units are someone else's now.
+    let status = |e: service_kit::DownstreamError| e.status().map(|s| s.as_u16());
+    assert_eq!(
+        inventory
+            .confirm("book", &first.reservation_id)
+            .await
+            .map_err(status)
+            .err(),
+        Some(Some(409))
+    );
+}
+
+#[tokio::test]
+async fn no_request_can_add_units_that_were_not_reserved() {
+    let (inventory, url) = start(&[("book", 10)]).await;
+    let http = reqwest::Client::new();
+    // The old counted release: a quantity tied to nothing.
+    let counted = http
+        .post(format!("{url}/stock/book/release"))
+        .json(&json!({"quantity": 9_223_372_036_854_775_807_i64}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(counted.status().as_u16(), 422);
+    for id in [
+        "00000000-0000-0000-0000-000000000000",
+        "9223372036854775807",
+        "",
+    ] {
+        let answer = http
+            .post(format!("{url}/stock/book/release"))
+            .json(&json!({"reservation_id": id}))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status().as_u16(), 404, "{id}");
+    }
+    // Another item's reservation cannot be released as this item's.
+    let pen = start(&[("pen", 5)]).await.0;
+    let theirs = pen.reserve("pen", 1, "k").await.expect("reserve");
+    let status = |e: service_kit::DownstreamError| e.status().map(|s| s.as_u16());
+    assert_eq!(
+        inventory
+            .release("book", &theirs.reservation_id)
+            .await
+            .map_err(status)
+            .err(),
+        Some(Some(404))
+    );
+    let level = inventory.stock("book").await.expect("stock");
+    assert_eq!(level.available + level.held + level.sold, 10);
 }
 
 #[tokio::test]
@@ -33,23 +121,43 @@ async fn refusals_have_their_status_and_leave_stock_alone() {
     let (inventory, _) = start(&[("book", 5)]).await;
     let status = |e: service_kit::DownstreamError| e.status().map(|s| s.as_u16());
     assert_eq!(
-        inventory.reserve("book", 6).await.map_err(status).err(),
+        inventory
+            .reserve("book", 6, "k6")
+            .await
+            .map_err(status)
+            .err(),
         Some(Some(409))
     );
     assert_eq!(
-        inventory.reserve("book", 0).await.map_err(status).err(),
+        inventory
+            .reserve("book", 0, "k0")
+            .await
+            .map_err(status)
+            .err(),
         Some(Some(400))
     );
     assert_eq!(
-        inventory.reserve("book", -2).await.map_err(status).err(),
+        inventory
+            .reserve("book", -2, "k-2")
+            .await
+            .map_err(status)
+            .err(),
         Some(Some(400))
     );
     assert_eq!(
-        inventory.release("book", 0).await.map_err(status).err(),
-        Some(Some(400))
+        inventory
+            .release("book", "not-a-reservation")
+            .await
+            .map_err(status)
+            .err(),
+        Some(Some(404))
     );
     assert_eq!(
-        inventory.reserve("unicorn", 1).await.map_err(status).err(),
+        inventory
+            .reserve("unicorn", 1, "k1")
+            .await
+            .map_err(status)
+            .err(),
         Some(Some(404))
     );
     assert_eq!(

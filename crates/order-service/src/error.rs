@@ -24,6 +24,14 @@ pub enum OrderError {
     /// payment-service did not charge (502).
     #[error("Payment failed")]
     PaymentFailed(#[source] DownstreamError),
+    /// The charge was made but its units could not be confirmed (the reservation had
+    /// expired, say), so the charge was refunded (502).
+    #[error("Inventory confirm failed; the charge was refunded")]
+    ConfirmFailed(#[source] DownstreamError),
+    /// payment-service could not be asked what happened to a charge in doubt (502). The
+    /// key is logged at ERROR for reconciliation; the reservation expires by itself.
+    #[error("Payment outcome unknown")]
+    PaymentUnresolved(#[source] DownstreamError),
     /// The order's time budget ran out during a step (504); the text names the step.
     #[error("{0} timed out")]
     TimedOut(&'static str, #[source] DownstreamError),
@@ -38,7 +46,9 @@ impl OrderError {
             Self::InsufficientStock => StatusCode::CONFLICT,
             Self::InventoryCheckFailed(_)
             | Self::InventoryReserveFailed(_)
-            | Self::PaymentFailed(_) => StatusCode::BAD_GATEWAY,
+            | Self::PaymentFailed(_)
+            | Self::ConfirmFailed(_)
+            | Self::PaymentUnresolved(_) => StatusCode::BAD_GATEWAY,
             Self::TimedOut(..) => StatusCode::GATEWAY_TIMEOUT,
         }
     }

@@ -13,6 +13,7 @@ use payment_service::PaymentClient;
 use service_kit::{
     ApiError, ApiJson, ApiPath,
     app::api,
+    faults::Faults,
     idempotency::{Answer, Claim, IdempotencyStore},
 };
 use tokio_util::task::TaskTracker;
@@ -23,7 +24,8 @@ use uuid::Uuid;
 use crate::{
     OrderBook, Settings,
     api::{CreateOrder, Order, OrderCreated},
-    process::process_order,
+    faults::OrderFaults,
+    process::{longest_order, process_order},
     settings::{DOWNSTREAM_TIMEOUT, NOTIFICATION_TIMEOUT},
 };
 
@@ -48,21 +50,31 @@ pub struct AppState {
     pub order_budget: std::time::Duration,
     /// `Idempotency-Key`s seen, with their answers.
     pub idempotency: IdempotencyStore,
+    /// The injected faults.
+    pub faults: Faults<OrderFaults>,
 }
 
 impl AppState {
     /// Clients for the services named in `settings`.
-    pub fn new(settings: &Settings, background: TaskTracker) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        settings: &Settings,
+        background: TaskTracker,
+        faults: Faults<OrderFaults>,
+    ) -> Result<Self, reqwest::Error> {
         let http = telemetry::http_client(DOWNSTREAM_TIMEOUT)?;
         let notify_http = telemetry::http_client(NOTIFICATION_TIMEOUT)?;
         Ok(Self {
-            inventory: InventoryClient::new(settings.inventory_url.clone(), http.clone()),
-            payment: PaymentClient::new(settings.payment_url.clone(), http),
+            // Each call's own limit; within an order, what is left of its budget if shorter.
+            inventory: InventoryClient::new(settings.inventory_url.clone(), http.clone())
+                .limited(DOWNSTREAM_TIMEOUT),
+            payment: PaymentClient::new(settings.payment_url.clone(), http)
+                .limited(DOWNSTREAM_TIMEOUT),
             notification: NotificationClient::new(settings.notification_url.clone(), notify_http),
             orders: OrderBook::default(),
             background,
             order_budget: settings.order_budget,
             idempotency: IdempotencyStore::new(IDEMPOTENCY_KEYS, IDEMPOTENCY_TTL),
+            faults,
         })
     }
 }
@@ -103,64 +115,72 @@ async fn create_order(
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
-    let Some(key) = key else {
-        return respond(place(&state, order, None).await);
-    };
-    // f64 has no Hash: the request's JSON is its fingerprint.
-    let fingerprint = serde_json::to_string(&order).unwrap_or_default();
-    let wait = state.order_budget + NOTIFICATION_TIMEOUT;
-    match state.idempotency.claim(&key, &fingerprint, wait).await {
-        Err(e) => e.into_response(),
-        Ok(Claim::Repeat(answer)) => {
+    // The whole order, its idempotency claim included, runs in a task of its own, tracked for
+    // shutdown: a client that goes away drops only this wait, never the order nor its claim,
+    // so a retry with the same key waits for the order still running instead of placing a
+    // second one.
+    let task_state = state.clone();
+    let outcome = state
+        .background
+        .spawn(async move { run_order(&task_state, order, key).await }.in_current_span())
+        .await;
+    match outcome {
+        Ok((answer, replayed)) => {
             let mut response = respond(answer);
-            response
-                .headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            if replayed {
+                response
+                    .headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            }
             response
         }
-        Ok(Claim::New(pending)) => {
-            let answer = place(&state, order, Some(&key)).await;
-            pending.finish(answer.clone());
-            respond(answer)
+        Err(e) => {
+            // A panic: its claim was dropped unfinished, so a retry may place the order anew;
+            // its reservation, if any, expires by itself.
+            tracing::error!(error = %e, "order task failed");
+            respond(Answer {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: serde_json::json!({ "error": "Internal error" }),
+            })
         }
     }
 }
 
-/// Runs the order and turns its outcome into a storable answer. The order runs in a task of
-/// its own, tracked for shutdown: if the client goes away mid-order, the request future is
-/// dropped, but a reservation already made is still paid for or released.
-async fn place(state: &AppState, order: CreateOrder, key: Option<&str>) -> Answer {
-    let task_state = state.clone();
-    let key = key.map(str::to_owned);
-    let outcome = state
-        .background
-        .spawn(
-            async move { process_order(&task_state, order, key.as_deref()).await }
-                .in_current_span(),
-        )
-        .await;
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            tracing::error!(error = %e, "order task failed");
-            return Answer {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                body: serde_json::json!({ "error": "Internal error" }),
-            };
-        }
+/// Places the order, or with `key`, answers as the first request with that key did (waiting
+/// for it if it is still running). Returns the answer and whether it is a replay.
+async fn run_order(state: &AppState, order: CreateOrder, key: Option<String>) -> (Answer, bool) {
+    let Some(key) = key else {
+        return (place(state, order).await, false);
     };
-    match outcome {
+    let wait = longest_order(state.order_budget) + NOTIFICATION_TIMEOUT;
+    match state.idempotency.claim(&key, &order, wait).await {
+        Err(e) => (
+            Answer {
+                status: e.status,
+                body: serde_json::json!({ "error": e.message }),
+            },
+            false,
+        ),
+        Ok(Claim::Repeat(answer)) => (answer, true),
+        Ok(Claim::New(pending)) => {
+            let answer = place(state, order).await;
+            pending.finish(answer.clone());
+            (answer, false)
+        }
+    }
+}
+
+/// Runs a new order (with a new id) and turns its outcome into a storable answer.
+async fn place(state: &AppState, order: CreateOrder) -> Answer {
+    match process_order(state, order, Uuid::new_v4()).await {
         Ok(created) => Answer {
             status: StatusCode::CREATED,
             body: serde_json::to_value(created).unwrap_or_default(),
         },
-        Err(e) => {
-            let status = e.status();
-            Answer {
-                status,
-                body: serde_json::json!({ "error": e.to_string() }),
-            }
-        }
+        Err(e) => Answer {
+            status: e.status(),
+            body: serde_json::json!({ "error": e.to_string() }),
+        },
     }
 }
 

@@ -6,13 +6,18 @@
 //! - [`settings`]: `PORT`, `HOST` and the URLs of the three services it calls.
 //! - `error`: [`OrderError`], every way an order can fail, with its status code.
 //! - `process`: the steps of an order (`process_order`, `validate_order`, `check_inventory`,
-//!   `reserve_inventory`, `charge_payment`, `send_notification`).
+//!   `reserve_inventory`, `charge_payment`, `confirm_inventory`, `send_notification`) and
+//!   the compensations that settle a call in doubt, release, or refund.
+//! - [`money`]: prices read exactly, as integer cents.
+//! - [`faults`]: [`faults::OrderFaults`], the injected panic between reserve and charge.
 //! - [`orders`]: [`OrderBook`], the orders created, kept for `GET /orders/{id}`.
 //! - `handlers`: the routes and [`AppState`].
 
 pub mod api;
 mod error;
+pub mod faults;
 mod handlers;
+pub mod money;
 pub mod orders;
 mod process;
 pub mod settings;
@@ -20,6 +25,7 @@ pub mod settings;
 pub use error::OrderError;
 pub use handlers::{AppState, router};
 pub use orders::OrderBook;
+pub use process::longest_order;
 pub use settings::Settings;
 
 /// Name and version as reported in `service.name` and `service.version`.
@@ -35,13 +41,23 @@ pub async fn run(stop: tokio_util::sync::CancellationToken) -> std::process::Exi
         Ok(settings) => settings,
         Err(e) => return service_kit::config_error(&SERVICE, &e),
     };
+    let faults = match service_kit::faults::Faults::from_env() {
+        Ok(faults) => faults,
+        Err(e) => return service_kit::config_error(&SERVICE, &e),
+    };
     let background = tokio_util::task::TaskTracker::new();
-    let state = match AppState::new(&settings, background.clone()) {
+    let admin = Some(faults.admin_router());
+    let state = match AppState::new(&settings, background.clone(), faults) {
         Ok(state) => state,
         Err(e) => {
             eprintln!("{}: cannot build the HTTP client: {e}", SERVICE.name);
             return std::process::ExitCode::FAILURE;
         }
+    };
+    // An order in flight at SIGTERM finishes or is compensated before the process exits.
+    let grace = service_kit::serve::Grace {
+        drain: process::longest_order(settings.order_budget),
+        background: settings::NOTIFICATION_TIMEOUT + std::time::Duration::from_millis(100),
     };
     service_kit::run(
         SERVICE,
@@ -49,7 +65,8 @@ pub async fn run(stop: tokio_util::sync::CancellationToken) -> std::process::Exi
         router(state),
         background,
         stop,
-        None,
+        admin,
+        grace,
     )
     .await
 }

@@ -7,7 +7,7 @@ use tokio_util::task::TaskTracker;
 #[tokio::test]
 async fn unknown_or_malformed_order_ids_are_json_errors() {
     let settings = Settings::from_lookup(|_| None).expect("defaults");
-    let state = AppState::new(&settings, TaskTracker::new()).expect("state");
+    let state = AppState::new(&settings, TaskTracker::new(), Default::default()).expect("state");
     let addr = service_kit::serve::spawn_local(router(state))
         .await
         .expect("serve");

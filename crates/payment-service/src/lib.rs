@@ -1,18 +1,21 @@
-//! payment-service: charges an amount for an item and answers with a charge id.
+//! payment-service: charges an amount for an item, at most once per idempotency key, and
+//! says what happened to a key (charged, refunded, or cancelled before any charge).
 //!
 //! # Layout
 //! - [`api`]: request and response bodies, shared with callers.
 //! - [`client`]: [`PaymentClient`], the typed client order-service uses.
 //! - [`faults`]: [`faults::PaymentFaults`], the faults of the incident walkthrough.
 //! - `handlers`: the routes.
+//! - [`ledger`]: [`ledger::Ledger`], every key and its outcome, decided under one lock.
 
 pub mod api;
 pub mod client;
 pub mod faults;
 mod handlers;
+pub mod ledger;
 
 pub use client::PaymentClient;
-pub use handlers::router;
+pub use handlers::{admin_router, router};
 
 /// Name and version as reported in `service.name` and `service.version`.
 pub const SERVICE: service_kit::ServiceInfo = service_kit::ServiceInfo {
@@ -30,6 +33,8 @@ pub async fn run(stop: tokio_util::sync::CancellationToken) -> std::process::Exi
         Ok(faults) => faults,
         Err(e) => return service_kit::config_error(&SERVICE, &e),
     };
-    let admin = Some(faults.admin_router());
-    service_kit::serve::run_from_env(SERVICE, DEFAULT_PORT, router(faults), stop, admin).await
+    let ledger = ledger::Ledger::default();
+    let admin = Some(faults.admin_router().merge(admin_router(ledger.clone())));
+    service_kit::serve::run_from_env(SERVICE, DEFAULT_PORT, router(ledger, faults), stop, admin)
+        .await
 }

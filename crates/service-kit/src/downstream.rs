@@ -67,6 +67,18 @@ impl DownstreamError {
         }
     }
 
+    /// Whether the request surely never reached the service (the connection was refused): a
+    /// call that cannot have had an effect.
+    pub fn never_sent(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable {
+                source: reqwest_middleware::Error::Reqwest(e),
+                ..
+            } if e.is_connect()
+        ) || matches!(self, Self::BudgetSpent { .. } | Self::InvalidSegment { .. })
+    }
+
     /// Whether trying again could help: no answer, or a 502/503/504 (never a 4xx).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -142,7 +154,8 @@ pub struct Downstream {
     service: &'static str,
     base: Url,
     http: telemetry::HttpClient,
-    /// Per-call time limit, when shorter than the client's own.
+    /// Per-call time limit: the call's own ([`Downstream::limited`]), shortened to what is left
+    /// of a caller's budget ([`Downstream::within`]).
     timeout: Option<std::time::Duration>,
 }
 
@@ -157,10 +170,20 @@ impl Downstream {
         }
     }
 
-    /// The same, giving up on each call after `remaining` (what is left of a caller's budget).
+    /// The same, giving up on each call after `limit` at most: the call's own time limit.
+    pub fn limited(self, limit: std::time::Duration) -> Self {
+        Self {
+            timeout: Some(limit),
+            ..self
+        }
+    }
+
+    /// The same, giving up on each call after its own limit or after `remaining` (what is left
+    /// of a caller's budget), whichever is shorter. A per-request timeout replaces the
+    /// client's, so the shorter of the two must be chosen here.
     pub fn within(&self, remaining: std::time::Duration) -> Self {
         Self {
-            timeout: Some(remaining),
+            timeout: Some(self.timeout.map_or(remaining, |own| own.min(remaining))),
             ..self.clone()
         }
     }
@@ -189,7 +212,24 @@ impl Downstream {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    #[test]
+    fn a_call_gets_the_shorter_of_its_own_limit_and_the_budget_left() {
+        let http = telemetry::http_client(Duration::from_secs(30)).unwrap();
+        let base = Url::parse("http://payment:8003").unwrap();
+        let client = Downstream::new("payment", base, http).limited(Duration::from_secs(2));
+        assert_eq!(
+            client.within(Duration::from_secs(10)).timeout,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            client.within(Duration::from_millis(300)).timeout,
+            Some(Duration::from_millis(300))
+        );
+    }
 
     #[test]
     fn endpoint_appends_segments_to_any_base_path() {

@@ -95,9 +95,13 @@ impl IdempotencyStore {
         }
     }
 
-    /// Longest key accepted. Below the usual 255 so that a key derived from it (order-service
-    /// sends `order:<key>` to payment) is still valid.
+    /// Longest key accepted.
     pub const MAX_KEY_LEN: usize = 200;
+
+    /// Whether `key` is a valid key: 1 to [`Self::MAX_KEY_LEN`] visible ASCII characters.
+    pub fn is_valid_key(key: &str) -> bool {
+        (1..=Self::MAX_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+    }
 
     /// The key of a request, if it has one: 1 to [`Self::MAX_KEY_LEN`] visible ASCII
     /// characters, else a 400.
@@ -108,10 +112,7 @@ impl IdempotencyStore {
         value
             .to_str()
             .ok()
-            .filter(|k| {
-                (1..=Self::MAX_KEY_LEN).contains(&k.len())
-                    && k.bytes().all(|b| b.is_ascii_graphic())
-            })
+            .filter(|k| Self::is_valid_key(k))
             .map(|k| Some(k.to_owned()))
             .ok_or_else(|| {
                 ApiError::bad_request("Idempotency-Key must be 1-200 visible ASCII characters")
@@ -180,19 +181,31 @@ impl IdempotencyStore {
         self.lock().entries.remove(key);
     }
 
-    /// Drops keys past their age, and the oldest beyond the capacity.
+    /// Drops keys past their age, and the oldest beyond the capacity, but never a key whose
+    /// request is still running: forgetting it would let a repeat run the work a second
+    /// time. Such keys go to the back of the queue, so the store can exceed its capacity by
+    /// the number of requests in flight, and no more.
     fn expire(&self, keys: &mut Keys) {
+        let mut skipped = 0;
         while let Some((key, created)) = keys.order.front().cloned() {
             // The queue also holds keys forgotten since (server errors): bound it too.
             let too_many =
                 keys.entries.len() >= self.capacity || keys.order.len() >= 2 * self.capacity;
-            if !(too_many || created.elapsed() >= self.ttl) {
+            if !(too_many || created.elapsed() >= self.ttl) || skipped >= keys.order.len() {
                 break;
             }
             keys.order.pop_front();
             // Only if it is the same entry (a forgotten key may have been claimed again).
-            if keys.entries.get(&key).is_some_and(|e| e.created == created) {
-                keys.entries.remove(&key);
+            let same = keys.entries.get(&key).filter(|e| e.created == created);
+            match same {
+                Some(entry) if entry.answer.borrow().is_none() => {
+                    keys.order.push_back((key, created));
+                    skipped += 1;
+                }
+                Some(_) => {
+                    keys.entries.remove(&key);
+                }
+                None => {}
             }
         }
     }
@@ -259,6 +272,32 @@ mod tests {
             store.claim("k", &1, Duration::from_secs(1)).await,
             Ok(Claim::New(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_key_still_in_progress_is_never_evicted() {
+        let store = IdempotencyStore::new(3, Duration::from_secs(60));
+        let Ok(Claim::New(running)) = store.claim("running", &0, Duration::from_secs(1)).await
+        else {
+            panic!()
+        };
+        for i in 1..10 {
+            let Ok(Claim::New(p)) = store
+                .claim(&i.to_string(), &i, Duration::from_secs(1))
+                .await
+            else {
+                panic!()
+            };
+            p.finish(ok(&i.to_string()));
+        }
+        // A repeat of the running request waits for its answer instead of starting anew.
+        let repeat = tokio::spawn({
+            let store = store.clone();
+            async move { store.claim("running", &0, Duration::from_secs(5)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        running.finish(ok("r"));
+        assert!(matches!(repeat.await.unwrap(), Ok(Claim::Repeat(a)) if a == ok("r")));
     }
 
     #[tokio::test]

@@ -23,6 +23,24 @@ const _: () = assert!(
         < 5000
 );
 
+/// How long a stopping service waits: for requests in flight, then for background work.
+#[derive(Debug, Clone, Copy)]
+pub struct Grace {
+    /// In-flight requests, after SIGTERM/SIGINT.
+    pub drain: Duration,
+    /// Fire-and-forget work, once the server has stopped.
+    pub background: Duration,
+}
+
+impl Default for Grace {
+    fn default() -> Self {
+        Self {
+            drain: DRAIN_TIMEOUT,
+            background: BACKGROUND_TIMEOUT,
+        }
+    }
+}
+
 /// Binds `addr`, with a message that says which address failed.
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -31,19 +49,24 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves `app` until `stop` is cancelled, then stops accepting connections and waits up to
-/// [`DRAIN_TIMEOUT`] for in-flight requests to finish.
-pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken) -> io::Result<()> {
+/// `drain` for in-flight requests to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    drain: Duration,
+) -> io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
     let drain_deadline = async {
         stop.cancelled().await;
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
+        tokio::time::sleep(drain).await;
     };
     tokio::select! {
         served = server => served,
         () = drain_deadline => {
-            tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; stopping");
+            tracing::warn!("in-flight requests did not finish within {drain:?}; stopping");
             Ok(())
         }
     }
@@ -68,8 +91,9 @@ pub fn stop_on_signal() -> io::Result<CancellationToken> {
 }
 
 /// The life of a service process after its settings are read: telemetry, bind, serve until
-/// SIGTERM/SIGINT or until `stop` is cancelled, let `background` tasks (fire-and-forget work that outlives its request)
-/// finish for up to [`BACKGROUND_TIMEOUT`], flush spans. Returns the process exit status: 0 after a
+/// SIGTERM/SIGINT or until `stop` is cancelled (then in-flight requests get `grace.drain`),
+/// let `background` tasks (work that outlives its request) finish for up to
+/// `grace.background`, flush spans. Returns the process exit status: 0 after a
 /// clean stop, 2 for a bad telemetry setting, 1 if the service could not start.
 ///
 /// Started as `<binary> --health-check`, it only probes the running service's `/health`.
@@ -80,6 +104,7 @@ pub async fn run(
     background: tokio_util::task::TaskTracker,
     stop: CancellationToken,
     admin: Option<Router>,
+    grace: Grace,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
 
@@ -110,13 +135,13 @@ pub async fn run(
             // Loopback only, whatever HOST says: faults are for the person at this machine.
             let admin_listener = bind((std::net::Ipv4Addr::LOCALHOST, port).into()).await?;
             tracing::info!(port, "admin endpoint (faults) on 127.0.0.1");
-            tokio::spawn(serve(admin_listener, admin, stop.clone()));
+            tokio::spawn(serve(admin_listener, admin, stop.clone(), DRAIN_TIMEOUT));
         }
-        serve(listener, app, stop).await
+        serve(listener, app, stop, grace.drain).await
     }
     .await;
     background.close();
-    if tokio::time::timeout(BACKGROUND_TIMEOUT, background.wait())
+    if tokio::time::timeout(grace.background, background.wait())
         .await
         .is_err()
     {
@@ -158,6 +183,7 @@ pub async fn run_from_env(
                 tokio_util::task::TaskTracker::new(),
                 stop,
                 admin,
+                Grace::default(),
             )
             .await
         }

@@ -26,3 +26,7 @@ pub use process::{ServiceProcess, free_port, run_to_exit};
 pub use system::{OrderAnswer, Otlp, Service, System, SystemBuilder, send};
 pub use trace_store::{AttributeValue, SpanKind, SpanStatus, StoredSpan, TraceStore};
 pub use tree::render_tree;
+
+/// Spans in the trace of a created order: SPEC §2's seventeen, plus the four of
+/// `confirm_inventory` (the step that sells the reserved units once they are paid for).
+pub const ORDER_SPANS: usize = 21;

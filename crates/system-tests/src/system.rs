@@ -169,6 +169,7 @@ impl SystemBuilder {
 
         let log_dir = tempfile::tempdir().expect("temp dir for service logs");
         let mut processes = HashMap::new();
+        let mut envs = HashMap::new();
         for service in Service::ALL {
             if self.absent.contains(&service) || self.replaced.contains_key(&service) {
                 continue;
@@ -181,6 +182,7 @@ impl SystemBuilder {
             let process =
                 ServiceProcess::spawn(service.name(), ports[&service], &env, log_dir.path());
             processes.insert(service, process);
+            envs.insert(service, env);
         }
         for process in processes.values_mut() {
             process.wait_healthy(Duration::from_secs(20)).await;
@@ -189,7 +191,8 @@ impl SystemBuilder {
             store,
             api,
             processes,
-            _log_dir: log_dir,
+            envs,
+            log_dir,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -219,7 +222,9 @@ pub struct System {
     /// The store's Tempo-compatible API, `http://127.0.0.1:<port>`.
     pub api: String,
     processes: HashMap<Service, ServiceProcess>,
-    _log_dir: tempfile::TempDir,
+    /// The environment each process was started with, for [`System::restart`].
+    envs: HashMap<Service, Vec<(String, String)>>,
+    log_dir: tempfile::TempDir,
     client: reqwest::Client,
 }
 
@@ -239,6 +244,25 @@ impl System {
         self.processes
             .get_mut(&service)
             .expect("service was started")
+    }
+
+    /// Starts `service` again, on its port and with its environment, once its process has
+    /// exited (after a SIGTERM, say); waits until it is healthy.
+    pub async fn restart(&mut self, service: Service) {
+        let old = self
+            .processes
+            .remove(&service)
+            .expect("service was started");
+        let port = old.addr.port();
+        drop(old);
+        let mut process = ServiceProcess::spawn(
+            service.name(),
+            port,
+            &self.envs[&service],
+            self.log_dir.path(),
+        );
+        process.wait_healthy(Duration::from_secs(20)).await;
+        self.processes.insert(service, process);
     }
 
     /// `http://127.0.0.1:<port>` of `service`.

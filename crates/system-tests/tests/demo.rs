@@ -12,7 +12,7 @@ use nix::{sys::signal::Signal, unistd::Pid};
 use system_tests::{binary_path, free_port};
 
 /// Every span of SPEC §2, as the waterfall labels it.
-const SPEC_SPANS: [&str; 17] = [
+const SPEC_SPANS: [&str; system_tests::ORDER_SPANS] = [
     "[order-service] POST /orders",
     "[order-service] process_order",
     "[order-service] validate_order",
@@ -27,6 +27,10 @@ const SPEC_SPANS: [&str; 17] = [
     "[order-service] charge_payment",
     "[order-service] POST",
     "[payment-service] POST /charges",
+    "[order-service] confirm_inventory",
+    "[order-service] POST",
+    "[inventory-service] POST /stock/{item}/confirm",
+    "[inventory-service] confirm_reservation",
     "[order-service] send_notification",
     "[order-service] POST",
     "[notification-service] POST /notify",
@@ -177,7 +181,7 @@ fn demo_draws_both_orders_then_stops_every_child_on_ctrl_c() {
     assert_eq!(drawn.len(), 2, "{output}");
     for block in &drawn {
         assert!(
-            block[0].contains("POST /orders · 201 · 17 spans"),
+            block[0].contains("POST /orders · 201 · 21 spans"),
             "{}",
             block[0]
         );
@@ -258,7 +262,7 @@ fn demo_draws_both_orders_then_stops_every_child_on_ctrl_c() {
     assert!(
         output
             .lines()
-            .any(|l| l.contains("[order-service] POST /orders 201 · 17 spans")),
+            .any(|l| l.contains("[order-service] POST /orders 201 · 21 spans")),
         "{output}"
     );
 

@@ -116,7 +116,10 @@ async fn slow_lookup_and_notification_delay_faults_show_in_the_trace() {
         "a slow notification never fails the order"
     );
     let trace = system
-        .trace(&answer.trace_id.expect("X-Trace-Id"), 17)
+        .trace(
+            &answer.trace_id.expect("X-Trace-Id"),
+            system_tests::ORDER_SPANS,
+        )
         .await;
     let lookup = span(&trace, "slow_lookup");
     assert!(
@@ -138,7 +141,10 @@ async fn slow_lookup_and_notification_delay_faults_show_in_the_trace() {
         .post_order(json!({"item": "pen", "quantity": 1, "price": 1.0}))
         .await;
     let trace = system
-        .trace(&answer.trace_id.expect("X-Trace-Id"), 16)
+        .trace(
+            &answer.trace_id.expect("X-Trace-Id"),
+            system_tests::ORDER_SPANS,
+        )
         .await;
     assert!(span(&trace, "slow_lookup").duration() < Duration::from_millis(100));
 }
@@ -152,7 +158,10 @@ async fn longest_wait_before_lookup(system: &System) -> Duration {
     for answer in join_all(orders).await {
         assert_eq!(answer.status, 201);
         let trace = system
-            .trace(&answer.trace_id.expect("X-Trace-Id"), 17)
+            .trace(
+                &answer.trace_id.expect("X-Trace-Id"),
+                system_tests::ORDER_SPANS,
+            )
             .await;
         let reserve = span(&trace, "reserve_stock");
         let lookup = span(&trace, "slow_lookup");

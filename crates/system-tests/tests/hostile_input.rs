@@ -17,7 +17,7 @@ async fn capturing_payment() -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
             let record = record.clone();
             async move {
                 record.lock().expect("lock").push(headers);
-                axum::Json(json!({"charge_id": "c1", "item": "book", "amount": 1.0, "status": "succeeded"}))
+                axum::Json(json!({"charge_id": "c1", "item": "book", "amount_cents": 100, "status": "succeeded"}))
             }
         }),
     );
@@ -124,7 +124,12 @@ async fn oversized_tracestate_and_baggage_are_served_held_to_limits_and_not_reco
     assert!(passed_baggage.split(',').count() <= 64);
 
     // None of it is in a span.
-    let trace = system.trace("4bf92f3577b34da6a3ce929d0e0e4736", 16).await;
+    let trace = system
+        .trace(
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            system_tests::ORDER_SPANS,
+        )
+        .await;
     assert!(trace.len() >= 15, "{}", trace.len());
     for span in &trace {
         for text in texts(span) {
@@ -181,7 +186,10 @@ async fn credentials_and_payment_details_appear_in_no_span_and_no_log() {
     assert_eq!(rejected.status, 400);
 
     let trace = system
-        .trace(&answer.trace_id.expect("X-Trace-Id"), 17)
+        .trace(
+            &answer.trace_id.expect("X-Trace-Id"),
+            system_tests::ORDER_SPANS,
+        )
         .await;
     system
         .trace(&rejected.trace_id.expect("X-Trace-Id"), 3)

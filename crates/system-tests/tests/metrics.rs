@@ -54,7 +54,7 @@ async fn each_service_counts_the_order_and_links_its_latency_to_the_trace() {
     assert_eq!(answer.status, 201);
     let trace_id = answer.trace_id.expect("X-Trace-Id");
     // The notification is sent after the answer: wait for the whole trace.
-    system.trace(&trace_id, 17).await;
+    system.trace(&trace_id, system_tests::ORDER_SPANS).await;
 
     let routes = [
         (Service::Order, "POST", "/orders", "201"),
@@ -128,25 +128,33 @@ async fn each_service_counts_the_order_and_links_its_latency_to_the_trace() {
     .iter()
     .filter_map(|s| s["value"].as_f64())
     .sum();
-    assert_eq!(client_calls, 4.0, "check, reserve, charge, notify");
+    assert_eq!(client_calls, 5.0, "check, reserve, charge, confirm, notify");
     assert_eq!(
         matching(order, "orders_total", &[("outcome", "created")])[0]["value"],
         1.0
     );
     let inventory = &scraped[&Service::Inventory];
-    assert_eq!(
-        matching(
-            inventory,
-            "inventory_units_total",
-            &[("item", "book"), ("operation", "reserved")]
-        )[0]["value"],
-        2.0
-    );
+    for operation in ["reserved", "confirmed"] {
+        assert_eq!(
+            matching(
+                inventory,
+                "inventory_units_total",
+                &[("item", "book"), ("operation", operation)]
+            )[0]["value"],
+            2.0,
+            "{operation}"
+        );
+    }
     let payment = &scraped[&Service::Payment];
-    let amount = matching(payment, "payment_amount_charged_total", &[("item", "book")])[0]["value"]
+    // Money in cents: exactly 1998, no float error to accumulate.
+    let amount = matching(
+        payment,
+        "payment_amount_charged_cents_total",
+        &[("item", "book")],
+    )[0]["value"]
         .as_f64()
         .expect("number");
-    assert!((amount - 19.98).abs() < 1e-9, "{amount}");
+    assert_eq!(amount, 1998.0);
 
     // /metrics and /health are not themselves counted or traced.
     assert!(

@@ -108,30 +108,35 @@ async fn caller_mistakes_are_4xx_with_json_errors_and_no_error_spans() {
         );
     }
 
-    let raw_cases: [(&[u8], &str, u16, &str); 4] = [
+    // (body, content type, status, message, spans in the trace)
+    let raw_cases: [(&[u8], &str, u16, &str, usize); 4] = [
         (
             b"{not json",
             "application/json",
             400,
             "Failed to parse the request body as JSON",
+            1,
         ),
-        (b"", "application/json", 400, "EOF"),
+        (b"", "application/json", 400, "EOF", 1),
+        // A price is read from its digits, exactly: too large is a validation error.
         (
             br#"{"item":"book","quantity":1,"price":1e999}"#,
             "application/json",
             400,
-            "number out of range",
+            "Price is too large",
+            3,
         ),
         (
             br#"{"item":"book","quantity":1,"price":1}"#,
             "text/plain",
             415,
             "Content-Type",
+            1,
         ),
     ];
-    for (body, content_type, status, message) in raw_cases {
+    for (body, content_type, status, message, spans) in raw_cases {
         let answer = system.post_order_raw(body.to_vec(), content_type).await;
-        let trace = expect_error(&system, answer, status, message, 1).await;
+        let trace = expect_error(&system, answer, status, message, spans).await;
         assert_eq!(errors(&trace), vec![]);
     }
 
@@ -196,7 +201,8 @@ async fn payment_down_is_502_with_charge_payment_in_error() {
     let answer = system
         .post_order(json!({"item": "book", "quantity": 1, "price": 9.99}))
         .await;
-    let trace = expect_error(&system, answer, 502, "Payment failed", 16).await;
+    // …, then the reservation given back: release_inventory, its call, inventory's two spans.
+    let trace = expect_error(&system, answer, 502, "Payment failed", 17).await;
     let failed: Vec<&str> = errors(&trace).into_iter().map(|(name, _)| name).collect();
     assert_eq!(failed, {
         let mut expected = vec!["POST /orders", "process_order", "charge_payment", "POST"];
@@ -233,7 +239,8 @@ async fn downstream_5xx_answer_is_502_and_marks_the_client_span() {
     let answer = system
         .post_order(json!({"item": "book", "quantity": 1, "price": 9.99}))
         .await;
-    let trace = expect_error(&system, answer, 502, "Payment failed", 16).await;
+    // …, then the reservation given back: release_inventory, its call, inventory's two spans.
+    let trace = expect_error(&system, answer, 502, "Payment failed", 17).await;
     let charge = find(&trace, "charge_payment", SpanKind::Internal);
     assert_failed_with_exception(charge, "503");
     let client = child_of(&trace, charge);

@@ -777,3 +777,22 @@ fn collector_and_tempo_use_the_current_names_and_keep_what_grafana_reads() {
     // The generator is disabled without storage.path (even for local-blocks only).
     assert!(tempo["metrics_generator"]["storage"]["path"].is_string());
 }
+
+#[test]
+fn order_service_is_given_time_to_finish_its_orders_after_sigterm() {
+    let compose = compose();
+    let grace = compose["services"]["order-service"]["stop_grace_period"]
+        .as_str()
+        .expect("order-service stop_grace_period");
+    let budget = compose["services"]["order-service"]["environment"]["ORDER_BUDGET_MS"]
+        .as_str()
+        .map_or(order_service::settings::DEFAULT_ORDER_BUDGET, |ms| {
+            std::time::Duration::from_millis(ms.parse().expect("ORDER_BUDGET_MS"))
+        });
+    // The longest order, then the span flush (2.5 s), before compose's SIGKILL.
+    let needed = order_service::longest_order(budget) + std::time::Duration::from_millis(2500);
+    assert!(
+        u128::from(millis(grace)) >= needed.as_millis(),
+        "stop_grace_period {grace}: an order can take {needed:?} to finish"
+    );
+}

@@ -20,8 +20,8 @@ async fn the_api_returns_exactly_the_spans_the_services_sent_and_search_finds_th
         .await;
     let fast_id = fast.trace_id.expect("X-Trace-Id");
     let slow_id = slow.trace_id.expect("X-Trace-Id");
-    system.trace(&fast_id, 17).await;
-    system.trace(&slow_id, 17).await;
+    system.trace(&fast_id, system_tests::ORDER_SPANS).await;
+    system.trace(&slow_id, system_tests::ORDER_SPANS).await;
 
     for id in [&fast_id, &slow_id] {
         let received = system.store.trace(id);
@@ -30,7 +30,7 @@ async fn the_api_returns_exactly_the_spans_the_services_sent_and_search_finds_th
             .await
             .expect("API answers")
             .expect("trace known");
-        assert_eq!(served.len(), 17);
+        assert_eq!(served.len(), system_tests::ORDER_SPANS);
         let shape = |spans: &[trace_store::StoredSpan]| {
             let mut shape: Vec<_> = spans
                 .iter()

@@ -122,9 +122,15 @@ async fn a_collector_outage_under_load_fails_no_order_and_is_counted() {
     assert!(!after.is_empty());
     for id in &after {
         let spans = store
-            .wait_for(id, Duration::from_secs(10), |s| s.len() >= 17)
+            .wait_for(id, Duration::from_secs(10), |s| {
+                s.len() >= system_tests::ORDER_SPANS
+            })
             .await;
-        assert_eq!(spans.len(), 17, "trace {id} after the restart");
+        assert_eq!(
+            spans.len(),
+            system_tests::ORDER_SPANS,
+            "trace {id} after the restart"
+        );
     }
 
     // The loss is counted on /metrics and reported in the log, at a bounded rate.

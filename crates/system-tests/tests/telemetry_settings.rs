@@ -23,7 +23,10 @@ async fn otel_service_name_wins_over_resource_attributes_which_add_the_rest() {
         .await;
     assert_eq!(answer.status, 201);
     let trace = system
-        .trace(&answer.trace_id.expect("X-Trace-Id"), 17)
+        .trace(
+            &answer.trace_id.expect("X-Trace-Id"),
+            system_tests::ORDER_SPANS,
+        )
         .await;
     let charge = trace
         .iter()

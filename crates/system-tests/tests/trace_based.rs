@@ -16,7 +16,7 @@ use system_tests::{SpanKind, SpanStatus, StoredSpan, System};
 use trace_store::TempoClient;
 
 /// Spans of the order flow (SPEC §2).
-const ORDER_SPANS: usize = 17;
+use system_tests::ORDER_SPANS;
 
 /// Where the orders go and where the traces are read.
 struct Target {
@@ -101,7 +101,7 @@ async fn every_service_is_present_in_the_order_trace() {
 }
 
 /// Catches race conditions and wrong orchestration: stock is checked, then reserved, then paid
-/// for, then notified, each step after the previous one ended.
+/// for, then confirmed, then notified, each step after the previous one ended.
 #[tokio::test(flavor = "multi_thread")]
 async fn order_steps_happen_in_order() {
     let spans = Target::new().await.order_trace(2).await;
@@ -110,6 +110,7 @@ async fn order_steps_happen_in_order() {
         "check_inventory",
         "reserve_inventory",
         "charge_payment",
+        "confirm_inventory",
         "send_notification",
     ];
     for pair in steps.windows(2) {
@@ -205,7 +206,7 @@ async fn order_trace_has_exactly_the_expected_span_count() {
     assert_eq!(spans.len(), ORDER_SPANS);
     let clients = spans.iter().filter(|s| s.kind == SpanKind::Client).count();
     assert_eq!(
-        clients, 4,
-        "one call to each of check, reserve, charge and notify"
+        clients, 5,
+        "one call to each of check, reserve, charge, confirm and notify"
     );
 }

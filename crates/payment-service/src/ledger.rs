@@ -1,0 +1,232 @@
+//! Every charge key and what happened to it: charged, refunded, or cancelled before any
+//! charge. All decisions about one key are made under one lock, so a key is charged at most
+//! once, a cancelled key can never be charged afterwards, and "what happened to key K" always
+//! has a final answer: the caller that lost a charge's answer to a timeout asks for a cancel,
+//! and gets either the charge that was made or the promise that none ever will be.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::Charge;
+
+/// How many keys are remembered (oldest forgotten first). Far more than can be in doubt at
+/// once: a caller resolves a key within seconds of charging it.
+pub const REMEMBERED_KEYS: usize = 10_000;
+
+/// What happened to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeState {
+    /// Charged once; repeats get this charge.
+    Charged,
+    /// Charged, then refunded.
+    Refunded,
+    /// Cancelled before any charge: a charge with this key is refused from now on.
+    Cancelled,
+}
+
+/// A key and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChargeRecord {
+    /// The idempotency key.
+    pub key: String,
+    /// What happened to it.
+    pub state: ChargeState,
+    /// The charge, unless the key was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charge: Option<Charge>,
+}
+
+/// Why a ledger operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    /// The key was used for a charge of another item or amount.
+    #[error("Idempotency-Key was already used with a different request")]
+    KeyReused,
+    /// The key was cancelled: it will never be charged.
+    #[error("This charge was cancelled")]
+    Cancelled,
+    /// Nothing was charged with this key.
+    #[error("No charge with this key")]
+    NotCharged,
+}
+
+#[derive(Default)]
+struct Keys {
+    records: HashMap<String, ChargeRecord>,
+    order: VecDeque<String>,
+}
+
+/// The ledger. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct Ledger {
+    keys: Arc<Mutex<Keys>>,
+}
+
+/// What a charge call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charged {
+    /// The charge (a repeat's is the first call's).
+    pub charge: Charge,
+    /// Whether this call made it.
+    pub created: bool,
+}
+
+impl Ledger {
+    /// Charges `amount_cents` for `item` under `key`, unless it was charged already (then the
+    /// first charge is returned) or cancelled. `refused` decides, for a new charge only,
+    /// whether the provider refuses it (the injected fault); a refused charge leaves no trace,
+    /// so it may be tried again.
+    pub fn charge(
+        &self,
+        key: &str,
+        item: &str,
+        amount_cents: u64,
+        refused: impl FnOnce() -> bool,
+    ) -> Result<Option<Charged>, LedgerError> {
+        let mut keys = self.lock();
+        if let Some(record) = keys.records.get(key) {
+            return match (&record.state, &record.charge) {
+                (ChargeState::Cancelled, _) | (_, None) => Err(LedgerError::Cancelled),
+                (_, Some(charge)) if charge.item != item || charge.amount_cents != amount_cents => {
+                    Err(LedgerError::KeyReused)
+                }
+                (_, Some(charge)) => Ok(Some(Charged {
+                    charge: charge.clone(),
+                    created: false,
+                })),
+            };
+        }
+        if refused() {
+            return Ok(None);
+        }
+        let charge = Charge {
+            charge_id: uuid::Uuid::new_v4().to_string(),
+            item: item.to_owned(),
+            amount_cents,
+            status: "succeeded".to_owned(),
+        };
+        keys.insert(ChargeRecord {
+            key: key.to_owned(),
+            state: ChargeState::Charged,
+            charge: Some(charge.clone()),
+        });
+        Ok(Some(Charged {
+            charge,
+            created: true,
+        }))
+    }
+
+    /// Settles a key whose charge is in doubt: if it was charged, that charge (or its refund);
+    /// if not, it is cancelled, and never charged afterwards.
+    pub fn cancel(&self, key: &str) -> ChargeRecord {
+        let mut keys = self.lock();
+        if let Some(record) = keys.records.get(key) {
+            return record.clone();
+        }
+        let record = ChargeRecord {
+            key: key.to_owned(),
+            state: ChargeState::Cancelled,
+            charge: None,
+        };
+        keys.insert(record.clone());
+        record
+    }
+
+    /// Refunds the charge of `key`; a repeat is a no-op. Returns the record and whether this
+    /// call refunded.
+    pub fn refund(&self, key: &str) -> Result<(ChargeRecord, bool), LedgerError> {
+        let mut keys = self.lock();
+        let record = keys.records.get_mut(key).ok_or(LedgerError::NotCharged)?;
+        match record.state {
+            ChargeState::Cancelled => Err(LedgerError::NotCharged),
+            ChargeState::Refunded => Ok((record.clone(), false)),
+            ChargeState::Charged => {
+                record.state = ChargeState::Refunded;
+                Ok((record.clone(), true))
+            }
+        }
+    }
+
+    /// What happened to `key`, if it is known.
+    pub fn get(&self, key: &str) -> Option<ChargeRecord> {
+        self.lock().records.get(key).cloned()
+    }
+
+    /// Every key remembered, oldest first.
+    pub fn all(&self) -> Vec<ChargeRecord> {
+        let keys = self.lock();
+        keys.order
+            .iter()
+            .filter_map(|k| keys.records.get(k).cloned())
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Keys> {
+        // Each critical section is a few map operations that cannot panic half-way.
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Keys {
+    fn insert(&mut self, record: ChargeRecord) {
+        self.order.push_back(record.key.clone());
+        self.records.insert(record.key.clone(), record);
+        while self.order.len() > REMEMBERED_KEYS {
+            if let Some(old) = self.order.pop_front() {
+                self.records.remove(&old);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_charged_once_and_a_repeat_gets_the_first_charge() {
+        let ledger = Ledger::default();
+        let first = ledger.charge("k", "book", 1998, || false).unwrap().unwrap();
+        let again = ledger.charge("k", "book", 1998, || false).unwrap().unwrap();
+        assert!(first.created && !again.created);
+        assert_eq!(first.charge, again.charge);
+        assert_eq!(
+            ledger.charge("k", "book", 999, || false),
+            Err(LedgerError::KeyReused)
+        );
+    }
+
+    #[test]
+    fn a_key_in_doubt_is_settled_by_cancel_one_way_or_the_other() {
+        let ledger = Ledger::default();
+        ledger.charge("charged", "pen", 30, || false).unwrap();
+        assert_eq!(ledger.cancel("charged").state, ChargeState::Charged);
+        assert_eq!(ledger.cancel("never").state, ChargeState::Cancelled);
+        // A charge that arrives after its cancel (it was slow on the way) is refused.
+        assert_eq!(
+            ledger.charge("never", "pen", 30, || false),
+            Err(LedgerError::Cancelled)
+        );
+        // A refused charge leaves no trace: it can be cancelled, or tried again.
+        assert_eq!(ledger.charge("refused", "pen", 30, || true), Ok(None));
+        assert_eq!(ledger.get("refused"), None);
+    }
+
+    #[test]
+    fn refunds_are_idempotent_and_only_of_charges() {
+        let ledger = Ledger::default();
+        ledger.charge("k", "mug", 1234, || false).unwrap();
+        assert!(ledger.refund("k").unwrap().1);
+        let (record, again) = ledger.refund("k").unwrap();
+        assert!(!again);
+        assert_eq!(record.state, ChargeState::Refunded);
+        ledger.cancel("c");
+        assert_eq!(ledger.refund("c"), Err(LedgerError::NotCharged));
+        assert_eq!(ledger.refund("unknown"), Err(LedgerError::NotCharged));
+    }
+}
