@@ -19,6 +19,9 @@ pub struct InventoryFaults {
     /// `INVENTORY_LOOKUP_SCALE`: multiplies `slow_lookup`'s sleep; 0 removes the simulated
     /// latency (for benchmarks), 1 is the demo.
     pub lookup_scale: f64,
+    /// `INVENTORY_ANSWER_DELAY_MS`: a reservation is made, and its answer sent this late, as a
+    /// network that loses answers: a caller that gives up must not leave the units held.
+    pub answer_delay_ms: u64,
 }
 
 impl Default for InventoryFaults {
@@ -27,6 +30,7 @@ impl Default for InventoryFaults {
             slow_lookup_always: false,
             lock_held_across_await: false,
             lookup_scale: 1.0,
+            answer_delay_ms: 0,
         }
     }
 }
@@ -56,14 +60,23 @@ impl FaultSettings for InventoryFaults {
                 |v| v.parse().ok().filter(|s: &f64| (0.0..=100.0).contains(s)),
             )?
             .unwrap_or(defaults.lookup_scale),
+            answer_delay_ms: env_value(
+                lookup,
+                "INVENTORY_ANSWER_DELAY_MS",
+                "milliseconds from 0 to 60000",
+                |v| v.parse().ok().filter(|ms: &u64| *ms <= 60_000),
+            )?
+            .unwrap_or(defaults.answer_delay_ms),
         })
     }
 
     fn validate(&self) -> Result<(), String> {
-        if (0.0..=100.0).contains(&self.lookup_scale) {
-            Ok(())
-        } else {
+        if !(0.0..=100.0).contains(&self.lookup_scale) {
             Err("lookup_scale must be from 0 to 100".into())
+        } else if self.answer_delay_ms > 60_000 {
+            Err("answer_delay_ms must be at most 60000".into())
+        } else {
+            Ok(())
         }
     }
 }

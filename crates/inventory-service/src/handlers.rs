@@ -115,9 +115,13 @@ async fn reserve(
     ApiJson(request): ApiJson<QuantityRequest>,
 ) -> Result<Json<Reservation>, ApiError> {
     let key = IdempotencyStore::key_of(&headers)?;
-    reserve_stock(&inventory, item, request.quantity, key)
-        .await
-        .map(Json)
+    let reserved = reserve_stock(&inventory, item, request.quantity, key).await?;
+    // The lost-answer fault: the units are reserved, the answer is late.
+    let delay = inventory.faults.current().answer_delay_ms;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    Ok(Json(reserved))
 }
 
 #[tracing::instrument(
@@ -138,19 +142,14 @@ async fn reserve_stock(
 ) -> Result<Reservation, ApiError> {
     validate_item(&item)?;
     let units = positive(quantity)?;
-    let faults = inventory.faults.current();
-    // The lock fault: one lock for every reservation, held across the lookup's await.
-    let _serialised = match faults.lock_held_across_await {
-        true => Some(inventory.reservation_lock.lock().await),
-        false => None,
+    // A repeat (an order settling a reservation whose answer it lost) needs no lookup.
+    let repeat = key
+        .as_deref()
+        .and_then(|k| inventory.stock.repeat(k, &item, units));
+    let reserved = match repeat {
+        Some(repeat) => repeat?,
+        None => lookup_and_reserve(inventory, &item, units, key.as_deref()).await?,
     };
-    let demand = if units > 5 || faults.slow_lookup_always {
-        Demand::High
-    } else {
-        Demand::Normal
-    };
-    slow_lookup(demand, faults.lookup_scale).await;
-    let reserved = inventory.stock.reserve(&item, units, key.as_deref())?;
     let span = tracing::Span::current();
     span.record(
         "inventory.reservation_id",
@@ -177,6 +176,28 @@ async fn reserve_stock(
             .expires_in
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     })
+}
+
+/// The lookup (the planted `slow_lookup`), then the reservation itself.
+async fn lookup_and_reserve(
+    inventory: &Inventory,
+    item: &str,
+    units: u64,
+    key: Option<&str>,
+) -> Result<crate::stock::Reserved, StockError> {
+    let faults = inventory.faults.current();
+    // The lock fault: one lock for every reservation, held across the lookup's await.
+    let _serialised = match faults.lock_held_across_await {
+        true => Some(inventory.reservation_lock.lock().await),
+        false => None,
+    };
+    let demand = if units > 5 || faults.slow_lookup_always {
+        Demand::High
+    } else {
+        Demand::Normal
+    };
+    slow_lookup(demand, faults.lookup_scale).await;
+    inventory.stock.reserve(item, units, key)
 }
 
 /// How much a reservation asks of the lookup.
@@ -226,17 +247,7 @@ fn confirm_reservation(
     reservation_id: String,
 ) -> Result<ReservationRecord, ApiError> {
     validate_item(&item)?;
-    let ended = stock.confirm(&item, &reservation_id)?;
-    if ended.changed {
-        UNITS.add(&[&item, "confirmed"], ended.record.quantity as f64);
-        tracing::info!(
-            item,
-            reservation_id,
-            units = ended.record.quantity,
-            "reservation confirmed"
-        );
-    }
-    Ok(ended.record)
+    Ok(counted(stock.confirm(&item, &reservation_id)?, "confirmed"))
 }
 
 /// Gives a reservation's units back (idempotent). Only reserved units can come back: there is
@@ -262,17 +273,23 @@ fn release_reservation(
     reservation_id: String,
 ) -> Result<ReservationRecord, ApiError> {
     validate_item(&item)?;
-    let ended = stock.release(&item, &reservation_id)?;
+    Ok(counted(stock.release(&item, &reservation_id)?, "released"))
+}
+
+/// Counts and logs a confirm or release that moved units (a repeat moves none).
+fn counted(ended: crate::stock::Ended, operation: &str) -> ReservationRecord {
+    let record = ended.record;
     if ended.changed {
-        UNITS.add(&[&item, "released"], ended.record.quantity as f64);
+        UNITS.add(&[&record.item, operation], record.quantity as f64);
         tracing::info!(
-            item,
-            reservation_id,
-            units = ended.record.quantity,
-            "reservation released"
+            item = record.item,
+            reservation_id = record.reservation_id,
+            units = record.quantity,
+            operation,
+            "reservation ended"
         );
     }
-    Ok(ended.record)
+    record
 }
 
 /// Every 250 ms, returns the units of reservations nobody confirmed in time, each in an

@@ -220,26 +220,12 @@ impl StockBook {
         key: Option<&str>,
     ) -> Result<Reserved, StockError> {
         let mut guard = self.lock();
-        let book = &mut *guard;
-        if let Some(existing) = key.and_then(|k| book.by_key.get(k)).copied()
-            && let Some(reservation) = book.reservations.get(&existing)
+        if let Some(key) = key
+            && let Some(repeat) = repeat_of(&guard, key, item, quantity)
         {
-            let record = &reservation.record;
-            if record.item != item || record.quantity != quantity {
-                return Err(StockError::KeyReused);
-            }
-            let available = book.levels.get(item).map_or(0, |l| l.available);
-            return Ok(Reserved {
-                record: record.clone(),
-                available,
-                expires_in: (record.state == ReservationState::Held).then(|| {
-                    reservation
-                        .expires
-                        .saturating_duration_since(Instant::now())
-                }),
-                created: false,
-            });
+            return repeat;
         }
+        let book = &mut *guard;
         let level = book
             .levels
             .get_mut(item)
@@ -277,6 +263,16 @@ impl StockBook {
             expires_in: Some(self.ttl),
             created: true,
         })
+    }
+
+    /// The reservation made with `key`, if there is one (a repeat takes nothing more).
+    pub fn repeat(
+        &self,
+        key: &str,
+        item: &str,
+        quantity: u64,
+    ) -> Option<Result<Reserved, StockError>> {
+        repeat_of(&self.lock(), key, item, quantity)
     }
 
     /// Sells a held reservation's units. Confirming a confirmed reservation is a no-op; a
@@ -364,6 +360,31 @@ impl StockBook {
         // panic, so a poisoned lock is still safe to use.
         self.book.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The reservation `key` was used for, as a repeat's answer; refused if it was for another
+/// item or quantity.
+fn repeat_of(
+    book: &Book,
+    key: &str,
+    item: &str,
+    quantity: u64,
+) -> Option<Result<Reserved, StockError>> {
+    let reservation = book.reservations.get(book.by_key.get(key)?)?;
+    let record = &reservation.record;
+    if record.item != item || record.quantity != quantity {
+        return Some(Err(StockError::KeyReused));
+    }
+    Some(Ok(Reserved {
+        record: record.clone(),
+        available: book.levels.get(item).map_or(0, |l| l.available),
+        expires_in: (record.state == ReservationState::Held).then(|| {
+            reservation
+                .expires
+                .saturating_duration_since(Instant::now())
+        }),
+        created: false,
+    }))
 }
 
 #[cfg(test)]

@@ -31,16 +31,38 @@ use crate::{
 static ORDERS: LazyLock<telemetry::CounterVec> =
     LazyLock::new(|| telemetry::counter("orders", "Orders by outcome", &["outcome"]));
 
-/// Attempts at settling a call in doubt, confirming, releasing or refunding, each given
-/// [`SETTLE_CALL_TIMEOUT`]: a few seconds in all, after the order's own budget.
-const SETTLE_ATTEMPTS: u32 = 3;
-const SETTLE_CALL_TIMEOUT: Duration = Duration::from_secs(1);
+/// The time limit of each attempt at settling a call in doubt, confirming, releasing or
+/// refunding: doubling, so that a dependency that answers, only slowly, is still heard. They
+/// replace the calls' own 2 s limit.
+const SETTLE_TIMEOUTS: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
 
-/// The most an order can take: its budget, then settling a charge in doubt, confirming and
-/// either refunding or releasing. Shutdown waits this long for orders in flight.
-pub fn longest_order(budget: Duration) -> Duration {
-    budget + SETTLE_CALL_TIMEOUT * SETTLE_ATTEMPTS * 3 + Duration::from_secs(1)
+/// Pause before the n-th retry of a settling call.
+fn settle_pause(retry: u32) -> Duration {
+    Duration::from_millis(100 * u64::from(retry))
 }
+
+/// The most one settling step takes: every attempt timing out, and the pauses between them.
+fn longest_settle() -> Duration {
+    let pauses = (1..SETTLE_TIMEOUTS.len() as u32)
+        .map(settle_pause)
+        .sum::<Duration>();
+    SETTLE_TIMEOUTS.iter().sum::<Duration>() + pauses
+}
+
+/// The most an order can take: its budget, then at most four settling steps (a charge in
+/// doubt, the confirmation, the refund and the release). Shutdown waits this long for
+/// orders in flight.
+pub fn longest_order(budget: Duration) -> Duration {
+    budget + longest_settle() * 4
+}
+
+/// How long a charge whose outcome could not be learnt keeps being asked about, in the
+/// background, until it is known and, if it was made, refunded.
+const RECONCILE_FOR: Duration = Duration::from_secs(60);
 
 /// Runs an order from validation to notification. The notification is started, not awaited.
 #[tracing::instrument(
@@ -230,13 +252,16 @@ async fn reserve_inventory(
 /// was made, and it is released. If inventory cannot be reached, it expires by itself.
 #[tracing::instrument(name = "settle_reservation", skip(inventory, key), fields(inventory.outcome = Empty))]
 async fn settle_reservation(inventory: &InventoryClient, item: &str, quantity: i64, key: &str) {
-    let inventory = inventory.within(SETTLE_CALL_TIMEOUT);
-    let outcome = settle(|| inventory.reserve(item, quantity, key)).await;
+    let outcome = settle(|limit| {
+        let client = inventory.clone().limited(limit);
+        async move { client.reserve(item, quantity, key).await }
+    })
+    .await;
     let span = Span::current();
     match outcome {
         Ok(reservation) => {
             span.record("inventory.outcome", "reserved");
-            release_inventory(&inventory, item, &reservation.reservation_id).await;
+            release_inventory(inventory, item, &reservation.reservation_id).await;
         }
         Err(e) if !in_doubt(&e) => {
             span.record("inventory.outcome", "not reserved");
@@ -253,8 +278,12 @@ async fn settle_reservation(inventory: &InventoryClient, item: &str, quantity: i
 /// If it keeps failing, the reservation expires by itself.
 #[tracing::instrument(name = "release_inventory", skip(inventory))]
 async fn release_inventory(inventory: &InventoryClient, item: &str, reservation_id: &str) {
-    let inventory = inventory.within(SETTLE_CALL_TIMEOUT);
-    match settle(|| inventory.release(item, reservation_id)).await {
+    match settle(|limit| {
+        let client = inventory.clone().limited(limit);
+        async move { client.release(item, reservation_id).await }
+    })
+    .await
+    {
         Ok(_) => tracing::info!(item, reservation_id, "reservation released"),
         Err(e) => {
             telemetry::record_error(&Span::current(), &e);
@@ -304,7 +333,12 @@ async fn charge_payment(
     match settle_charge(state, key).await {
         Ok(Some(charge)) => Ok(charge),
         Ok(None) => Err(failed).inspect_err(mark_step_failed),
-        Err(unknown) => Err(OrderError::PaymentUnresolved(unknown)).inspect_err(mark_step_failed),
+        Err(unknown) => {
+            // The order fails (its units are released); the charge, if it was made, is found
+            // and refunded in the background as soon as payment answers.
+            reconcile_charge(state, key);
+            Err(OrderError::PaymentUnresolved(unknown)).inspect_err(mark_step_failed)
+        }
     }
 }
 
@@ -312,15 +346,15 @@ async fn charge_payment(
 /// if the key is now cancelled (and can never be charged).
 #[tracing::instrument(name = "settle_charge", skip(state), fields(payment.outcome = Empty))]
 async fn settle_charge(state: &AppState, key: &str) -> Result<Option<Charge>, DownstreamError> {
-    let payment = state.payment.within(SETTLE_CALL_TIMEOUT);
     let span = Span::current();
-    match settle(|| payment.settle(key)).await {
+    match settle(|limit| {
+        let client = state.payment.clone().limited(limit);
+        async move { client.settle(key).await }
+    })
+    .await
+    {
         Ok(record) => {
-            let outcome = match record.state {
-                ChargeState::Charged => "charged",
-                ChargeState::Refunded => "refunded",
-                ChargeState::Cancelled => "cancelled",
-            };
+            let outcome = outcome_name(record.state);
             span.record("payment.outcome", outcome);
             tracing::info!(key, outcome, "charge in doubt settled");
             Ok(record
@@ -330,10 +364,58 @@ async fn settle_charge(state: &AppState, key: &str) -> Result<Option<Charge>, Do
         Err(e) => {
             span.record("payment.outcome", "unknown");
             telemetry::record_error(&span, &e);
-            tracing::error!(key, error = %e, "charge in doubt NOT settled: reconcile this key by hand");
+            tracing::error!(key, error = %e, "charge in doubt not settled yet: reconciling in the background");
             Err(e)
         }
     }
+}
+
+fn outcome_name(state: ChargeState) -> &'static str {
+    match state {
+        ChargeState::Charged => "charged",
+        ChargeState::Refunded => "refunded",
+        ChargeState::Cancelled => "cancelled",
+    }
+}
+
+/// For a failed order whose charge could not be settled: keeps asking payment (every 2 s, for
+/// [`RECONCILE_FOR`]) until the key is settled, and refunds the charge if one was made. Runs
+/// after the answer, tracked for shutdown, in a trace of its own linked to the order's: as a
+/// child it would hold the order's spans open (a span ends only when its children have), and
+/// they would not be exported until it ended.
+fn reconcile_charge(state: &AppState, key: &str) {
+    let span = tracing::info_span!(parent: None, "reconcile_charge", payment.key = %key, payment.outcome = Empty);
+    span.follows_from(Span::current());
+    let task_state = state.clone();
+    let key = key.to_owned();
+    state.background.spawn(
+        async move {
+            let started = tokio::time::Instant::now();
+            while started.elapsed() < RECONCILE_FOR {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let Ok(record) = task_state
+                    .payment
+                    .within(Duration::from_secs(5))
+                    .settle(&key)
+                    .await
+                else {
+                    continue;
+                };
+                Span::current().record("payment.outcome", outcome_name(record.state));
+                if record.state == ChargeState::Charged {
+                    refund_payment(&task_state, &key).await;
+                }
+                return;
+            }
+            let span = Span::current();
+            span.record("payment.outcome", "unknown");
+            tracing::error!(
+                key,
+                "charge still unknown after {RECONCILE_FOR:?}: reconcile this key by hand"
+            );
+        }
+        .instrument(span),
+    );
 }
 
 /// Sells the reserved units (idempotent, retried). Refused if the reservation has ended
@@ -344,19 +426,25 @@ async fn confirm_inventory(
     item: &str,
     reservation_id: &str,
 ) -> Result<(), OrderError> {
-    let inventory = inventory.within(SETTLE_CALL_TIMEOUT);
-    settle(|| inventory.confirm(item, reservation_id))
-        .await
-        .map(drop)
-        .map_err(OrderError::ConfirmFailed)
-        .inspect_err(mark_step_failed)
+    settle(|limit| {
+        let client = inventory.clone().limited(limit);
+        async move { client.confirm(item, reservation_id).await }
+    })
+    .await
+    .map(drop)
+    .map_err(OrderError::ConfirmFailed)
+    .inspect_err(mark_step_failed)
 }
 
 /// Gives the money of a charge back (idempotent, retried).
 #[tracing::instrument(name = "refund_payment", skip(state), fields(payment.key = %key))]
 async fn refund_payment(state: &AppState, key: &str) {
-    let payment = state.payment.within(SETTLE_CALL_TIMEOUT);
-    match settle(|| payment.refund(key)).await {
+    match settle(|limit| {
+        let client = state.payment.clone().limited(limit);
+        async move { client.refund(key).await }
+    })
+    .await
+    {
         Ok(_) => tracing::warn!(key, "charge refunded: the order could not be completed"),
         Err(e) => {
             telemetry::record_error(&Span::current(), &e);
@@ -365,20 +453,24 @@ async fn refund_payment(state: &AppState, key: &str) {
     }
 }
 
-/// Repeats an idempotent `call` while its failure is in doubt or may pass (a refused
-/// connection: the service restarting), up to [`SETTLE_ATTEMPTS`].
+/// Repeats an idempotent `call` (given its time limit, from [`SETTLE_TIMEOUTS`]) while its
+/// failure is in doubt or may pass (a refused connection: the service restarting).
 async fn settle<T, F, Fut>(call: F) -> Result<T, DownstreamError>
 where
-    F: Fn() -> Fut,
+    F: Fn(Duration) -> Fut,
     Fut: Future<Output = Result<T, DownstreamError>>,
 {
-    let mut attempt = 1;
+    let mut retry = 0;
     loop {
-        match call().await {
-            Err(e) if attempt < SETTLE_ATTEMPTS && (in_doubt(&e) || e.is_transient()) => {
-                tracing::warn!(attempt, error = %e, "retrying an idempotent call");
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
-                attempt += 1;
+        let limit = SETTLE_TIMEOUTS[retry as usize];
+        match call(limit).await {
+            Err(e)
+                if (retry as usize) + 1 < SETTLE_TIMEOUTS.len()
+                    && (in_doubt(&e) || e.is_transient()) =>
+            {
+                retry += 1;
+                tracing::warn!(attempt = retry, error = %e, "retrying an idempotent call");
+                tokio::time::sleep(settle_pause(retry)).await;
             }
             other => return other,
         }

@@ -1,7 +1,8 @@
 //! The ledger test: hundreds of concurrent orders against the four real binaries while faults
 //! come and go at random (payment charging and then answering past the budget, payment
-//! refusing, inventory slow past the budget, clients hanging up mid-order, retries with the
-//! same key, and one SIGTERM and restart of order-service). Afterwards every unit and every
+//! refusing, inventory slow past the budget, inventory reserving and answering past the
+//! budget, clients hanging up mid-order, retries with the same key, and one SIGTERM and
+//! restart of order-service). Afterwards every unit and every
 //! cent is accounted for, from the services' own ledgers:
 //! - for every item, the initial stock = available + units of created orders + units still
 //!   held (none, once the reservations' expiry has passed);
@@ -164,7 +165,8 @@ async fn chaos(
         let slow_answer = fastrand::f64() < 0.3;
         let refusing = fastrand::f64() < 0.3;
         let slow_stock = fastrand::f64() < 0.25;
-        let injected = [slow_answer, refusing, slow_stock]
+        let lost_reservation = fastrand::f64() < 0.2;
+        let injected = [slow_answer, refusing, slow_stock, lost_reservation]
             .iter()
             .filter(|on| **on)
             .count();
@@ -182,7 +184,11 @@ async fn chaos(
         put_faults(
             &client,
             inventory_admin,
-            json!({"lookup_scale": if slow_stock { 8.0 } else { 1.0 }}),
+            json!({
+                "lookup_scale": if slow_stock { 8.0 } else { 1.0 },
+                // Reserved at once, answered past the budget.
+                "answer_delay_ms": if lost_reservation { 1000 } else { 0 },
+            }),
         )
         .await;
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -366,6 +372,29 @@ async fn every_unit_and_every_cent_is_accounted_for_under_random_faults() {
         }
     }
 
+    // The decisions, as the traces show them.
+    let mut decisions: BTreeMap<String, usize> = BTreeMap::new();
+    for span in system.store.traces().into_iter().flatten() {
+        let outcome = span
+            .str_attribute("payment.outcome")
+            .or(span.str_attribute("inventory.outcome"));
+        if matches!(
+            span.name.as_str(),
+            "settle_charge"
+                | "settle_reservation"
+                | "refund_payment"
+                | "release_inventory"
+                | "expire_reservation"
+                | "reconcile_charge"
+        ) {
+            let name = match outcome {
+                Some(outcome) => format!("{} {outcome}", span.name),
+                None => span.name.clone(),
+            };
+            *decisions.entry(name).or_default() += 1;
+        }
+    }
+    println!("decisions in the traces: {decisions:?}");
     let count = |a: &AtomicUsize| a.load(Ordering::Relaxed);
     println!(
         "ledger: {} requests in {took:.1?} ({} retries with the same key), {} fault switches; \

@@ -36,7 +36,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::{AttributeValue, SpanKind, SpanStatus, StoredSpan};
+use crate::{AttributeValue, SpanStatus, StoredSpan};
 
 /// What the connectors are set to: the dimensions and histogram buckets of the compose
 /// stack's Collector (`otel-collector/otel-collector.yml`).
@@ -165,7 +165,10 @@ impl ConnectorMetrics {
         let mut labels = vec![
             ("service_name".to_owned(), span.service_name.clone()),
             ("span_name".to_owned(), span.name.clone()),
-            ("span_kind".to_owned(), kind_label(span.kind).to_owned()),
+            (
+                "span_kind".to_owned(),
+                crate::tempo::kind_name(span.kind).to_owned(),
+            ),
             (
                 "status_code".to_owned(),
                 status_label(&span.status).to_owned(),
@@ -255,17 +258,6 @@ fn dimensions(prefix: &str, names: &[String], span: &StoredSpan) -> Vec<(String,
         .collect()
 }
 
-fn kind_label(kind: SpanKind) -> &'static str {
-    match kind {
-        SpanKind::Unspecified => "SPAN_KIND_UNSPECIFIED",
-        SpanKind::Internal => "SPAN_KIND_INTERNAL",
-        SpanKind::Server => "SPAN_KIND_SERVER",
-        SpanKind::Client => "SPAN_KIND_CLIENT",
-        SpanKind::Producer => "SPAN_KIND_PRODUCER",
-        SpanKind::Consumer => "SPAN_KIND_CONSUMER",
-    }
-}
-
 fn status_label(status: &SpanStatus) -> &'static str {
     match status {
         SpanStatus::Unset => "STATUS_CODE_UNSET",
@@ -279,6 +271,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::SpanKind;
 
     fn span(service: &str, kind: SpanKind, status: SpanStatus) -> StoredSpan {
         StoredSpan {

@@ -334,7 +334,8 @@ pub fn from_tempo_json(trace: TraceJson) -> Result<Vec<StoredSpan>, TempoJsonErr
     Ok(spans)
 }
 
-fn kind_name(kind: SpanKind) -> &'static str {
+/// The OTLP name of a span kind (`SPAN_KIND_SERVER`, …).
+pub(crate) fn kind_name(kind: SpanKind) -> &'static str {
     match kind {
         SpanKind::Unspecified => "SPAN_KIND_UNSPECIFIED",
         SpanKind::Internal => "SPAN_KIND_INTERNAL",
