@@ -68,19 +68,6 @@ impl Compose {
         }
     }
 
-    /// The whole document.
-    pub fn doc(&self) -> &Value {
-        &self.doc
-    }
-
-    /// The names of every service.
-    pub fn service_names(&self) -> Vec<String> {
-        self.doc["services"]
-            .as_object()
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// The definition of service `name` (panics if there is none).
     pub fn service(&self, name: &str) -> &Value {
         let service = &self.doc["services"][name];
@@ -249,14 +236,6 @@ impl HostMap {
         self.pairs.retain(|(f, _)| f != from);
         self.pairs.push((from.to_owned(), to.into()));
         self
-    }
-
-    /// Where `from` is reached, if mapped.
-    pub fn get(&self, from: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(f, _)| f == from)
-            .map(|(_, t)| t.as_str())
     }
 
     /// `text` with every mapped `host:port` replaced. A match must end the address (the next

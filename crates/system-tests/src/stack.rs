@@ -45,8 +45,6 @@ pub struct LocalStack {
     pub tempo_url: String,
     /// The real Prometheus, `http://…`.
     pub prometheus_url: String,
-    /// Where each compose `host:port` is reached.
-    pub hosts: HostMap,
     /// Compose flags of Prometheus that were not passed (see [`PROMETHEUS_V3_ONLY_FLAGS`]).
     pub left_out_flags: Vec<String>,
     /// The full command line Prometheus was started with.
@@ -151,7 +149,6 @@ impl LocalStack {
             store: local.store,
             tempo_url: format!("http://{}", local.api),
             prometheus_url: format!("http://127.0.0.1:{prometheus_port}"),
-            hosts,
             left_out_flags,
             prometheus_args,
             processes,
@@ -165,11 +162,6 @@ impl LocalStack {
             .get(name)
             .unwrap_or_else(|| panic!("{name} is not running"))
             .url()
-    }
-
-    /// The process of compose service `name` (or `prometheus`).
-    pub fn process(&self, name: &str) -> &ServiceProcess {
-        &self.processes[name]
     }
 
     /// Runs a PromQL instant query; the `data.result` array.
