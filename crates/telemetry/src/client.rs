@@ -5,8 +5,8 @@ use std::time::Duration;
 use http::Extensions;
 use opentelemetry::trace::Status;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
-use reqwest_tracing::{ReqwestOtelSpanBackend, TracingMiddleware, reqwest_otel_span};
-use tracing::Span;
+use reqwest_tracing::{ReqwestOtelSpanBackend, TracingMiddleware};
+use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::errors::record_error;
@@ -35,10 +35,12 @@ pub fn http_client(timeout: Duration) -> Result<HttpClient, reqwest::Error> {
         .build())
 }
 
-/// The CLIENT span: reqwest-tracing's semantic-convention fields, with two corrections.
-/// Status codes and ports are recorded as integers (reqwest-tracing records strings), and
-/// only a transport failure or a 5xx answer is an error: a 4xx answer here is an expected
-/// outcome such as "unknown item", which the caller turns into its own 4xx.
+/// The CLIENT span, with the HTTP semantic-convention fields made here rather than by
+/// reqwest-tracing's macro: that one records `server.port` as a string, and a second, integer
+/// `server.port` would then be exported beside it; it also writes an empty
+/// `user_agent.original`. Only a transport failure or a 5xx answer is an error (with
+/// `error.type`): a 4xx answer here is an expected outcome such as "unknown item", which the
+/// caller turns into its own 4xx.
 struct ClientSpan;
 
 impl ReqwestOtelSpanBackend for ClientSpan {
@@ -52,9 +54,30 @@ impl ReqwestOtelSpanBackend for ClientSpan {
         // Never put credentials of a URL into a trace.
         let _ = url.set_username("");
         let _ = url.set_password(None);
-        let span = reqwest_otel_span!(name = req.method().as_str(), req, url.full = %url);
+        let method = crate::metrics::method_label(req.method().as_str());
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.name = method,
+            otel.kind = "client",
+            http.request.method = method,
+            url.full = %url,
+            url.scheme = req.url().scheme(),
+            server.address = req.url().host_str().unwrap_or_default(),
+            server.port = Empty,
+            user_agent.original = Empty,
+            http.response.status_code = Empty,
+            error.type = Empty,
+        );
         if let Some(port) = req.url().port_or_known_default() {
             span.record("server.port", i64::from(port));
+        }
+        if let Some(agent) = req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+        {
+            span.record("user_agent.original", agent);
         }
         span
     }
@@ -80,11 +103,26 @@ impl ReqwestOtelSpanBackend for ClientSpan {
                 let status = response.status();
                 span.record("http.response.status_code", i64::from(status.as_u16()));
                 if status.is_server_error() {
+                    span.record("error.type", status.as_str());
                     span.set_status(Status::error(format!("HTTP {status}")));
                 }
             }
-            Err(error) => record_error(span, error),
+            Err(error) => {
+                span.record("error.type", transport_error_type(error));
+                record_error(span, error);
+            }
         }
+    }
+}
+
+/// `error.type` of a call that got no answer: what the semantic conventions suggest for a
+/// transport failure (a low-cardinality name of the kind of failure).
+fn transport_error_type(error: &reqwest_middleware::Error) -> &'static str {
+    match error {
+        reqwest_middleware::Error::Reqwest(e) if e.is_timeout() => "timeout",
+        reqwest_middleware::Error::Reqwest(e) if e.is_connect() => "connect",
+        reqwest_middleware::Error::Reqwest(e) if e.is_body() || e.is_decode() => "response_body",
+        _ => "_OTHER",
     }
 }
 

@@ -91,9 +91,10 @@ fn current_exemplar() -> Option<TraceExemplar> {
         .then(|| vec![("trace_id", span_context.trace_id().to_string())])
 }
 
-/// The method as a label: the standard ones as they are, anything else `_OTHER` (semantic
-/// conventions), so a client inventing methods cannot create series without end.
-fn method_label(method: &str) -> &str {
+/// The method as a label or attribute: the standard ones as they are, anything else `_OTHER`
+/// (semantic conventions), so a client inventing methods cannot create series, span names or
+/// attribute values without end.
+pub(crate) fn method_label(method: &str) -> &str {
     match method {
         "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" => {
             method

@@ -3,13 +3,12 @@
 use axum::{
     Router,
     extract::{MatchedPath, Request},
-    http::HeaderValue,
+    http::{HeaderValue, header},
     middleware::Next,
     response::Response,
 };
-use axum_tracing_opentelemetry::middleware::OtelAxumLayer;
-use opentelemetry::trace::Status;
-use tracing::Span;
+use opentelemetry::trace::{Status, TraceContextExt};
+use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The response header that carries the trace id, so a caller (or a trace-based test) can find
@@ -23,46 +22,161 @@ const UNTRACED_PATHS: [&str; 2] = ["/health", "/metrics"];
 ///
 /// Call it after the last `.route(...)`: `MatchedPath`, which gives the span its name
 /// (`POST /stock/{item}/reserve`) and `http.route`, exists only for routes the layer wraps.
-/// The span comes from axum-tracing-opentelemetry: it extracts W3C `traceparent`/`tracestate`/
-/// `baggage` through the global propagator (a malformed header simply starts a new trace),
-/// records the HTTP semantic-convention attributes, and sets status ERROR on 5xx only.
+/// The span continues the caller's W3C `traceparent`/`tracestate`/`baggage`, read through the
+/// global propagator (a malformed header simply starts a new trace), carries the HTTP
+/// semantic-convention attributes, and is ERROR (with `error.type`) on a 5xx only.
 pub fn traced<S>(router: Router<S>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    router
-        .layer(axum::middleware::from_fn(annotate_response))
-        .layer(OtelAxumLayer::default().filter(is_traced))
+    router.layer(axum::middleware::from_fn(server_span))
 }
 
-fn is_traced(path: &str) -> bool {
-    !UNTRACED_PATHS.contains(&path)
-}
-
-/// Runs inside the SERVER span, so the current trace id is that of the request: it adds the
-/// `X-Trace-Id` header, records the request in `http_server_request_duration_seconds` with the
-/// trace as exemplar, and gives a 5xx span its description (the layer outside only records
-/// `ERROR`).
-async fn annotate_response(request: Request, next: Next) -> Response {
+/// The SERVER span of one request, made here rather than by axum-tracing-opentelemetry, whose
+/// span records `url.query` as it came (a `?token=` would be stored), an empty `url.scheme`,
+/// empty `user_agent.original` and `http.route` values, any method a client invents as the
+/// span name, and `span.type`, which is no semantic convention.
+///
+/// Inside the span it also adds the `X-Trace-Id` header and records the request in
+/// `http_server_request_duration_seconds` with the trace as exemplar.
+async fn server_span(request: Request, next: Next) -> Response {
+    if UNTRACED_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
     let started = std::time::Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = crate::metrics::method_label(request.method().as_str()).to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let mut response = next.run(request).await;
-    let status = response.status();
-    crate::metrics::record_server_request(&method, &route, status.as_u16(), started.elapsed());
-    if status.is_server_error() {
-        Span::current().set_status(Status::error(format!("HTTP {status}")));
+        .map(|p| p.as_str().to_owned());
+    let name = match (&route, method.as_str()) {
+        // Semantic conventions: a method nobody knows names the span "HTTP".
+        (_, "_OTHER") => "HTTP".to_owned(),
+        (Some(route), _) => format!("{method} {route}"),
+        (None, _) => method.clone(),
+    };
+    let span = tracing::info_span!(
+        "HTTP request",
+        otel.name = %name,
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = Empty,
+        url.path = request.uri().path(),
+        url.scheme = "http",
+        url.query = Empty,
+        server.address = Empty,
+        server.port = Empty,
+        network.protocol.version = protocol_version(request.version()),
+        user_agent.original = Empty,
+        http.response.status_code = Empty,
+        error.type = Empty,
+    );
+    if let Some(route) = &route {
+        span.record("http.route", route.as_str());
     }
-    if let Some(value) = current_trace_id().and_then(|id| HeaderValue::from_str(&id).ok()) {
+    if let Some(query) = request.uri().query().filter(|q| !q.is_empty()) {
+        span.record("url.query", redact_query(query));
+    }
+    if let Some((address, port)) = host_and_port(&request) {
+        span.record("server.address", address);
+        if let Some(port) = port {
+            span.record("server.port", port);
+        }
+    }
+    if let Some(agent) = header_text(&request, header::USER_AGENT) {
+        span.record("user_agent.original", agent);
+    }
+    let parent =
+        tracing_opentelemetry_instrumentation_sdk::http::extract_context(request.headers());
+    // Fails only without an OpenTelemetry layer (TELEMETRY=off): then there is no trace.
+    let _ = span.set_parent(parent);
+
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+    let _entered = span.enter();
+    crate::metrics::record_server_request(
+        &method,
+        route.as_deref().unwrap_or("unmatched"),
+        status.as_u16(),
+        started.elapsed(),
+    );
+    if status.is_server_error() {
+        span.record("error.type", status.as_str());
+        span.set_status(Status::error(format!("HTTP {status}")));
+    }
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID
+        && let Ok(value) = HeaderValue::from_str(&trace_id.to_string())
+    {
         response.headers_mut().insert(TRACE_ID_HEADER, value);
     }
     response
 }
 
+/// `url.query` with every value replaced: keys say what was asked, values may be secrets
+/// (`?token=…`, `?api_key=…`), as the semantic conventions warn.
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) => format!("{key}=REDACTED"),
+            None => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `server.address` and `server.port` from the `Host` header.
+fn host_and_port(request: &Request) -> Option<(&str, Option<i64>)> {
+    let host = header_text(request, header::HOST)?;
+    let (address, port) = match host.strip_prefix('[') {
+        // [::1]:8001
+        Some(v6) => match v6.split_once(']') {
+            Some((address, rest)) => (address, rest.strip_prefix(':')),
+            None => (host, None),
+        },
+        None => match host.rsplit_once(':') {
+            Some((address, port)) => (address, Some(port)),
+            None => (host, None),
+        },
+    };
+    Some((address, port.and_then(|p| p.parse().ok())))
+}
+
+/// A header's value, if it is present, text, and not empty.
+fn header_text(request: &Request, name: header::HeaderName) -> Option<&str> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+fn protocol_version(version: axum::http::Version) -> &'static str {
+    match version {
+        axum::http::Version::HTTP_09 => "0.9",
+        axum::http::Version::HTTP_10 => "1.0",
+        axum::http::Version::HTTP_2 => "2",
+        axum::http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
 /// The hex trace id of the current span, if it belongs to a trace.
 pub fn current_trace_id() -> Option<String> {
     tracing_opentelemetry_instrumentation_sdk::find_current_trace_id()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_query;
+
+    #[test]
+    fn query_values_are_redacted_and_keys_kept() {
+        assert_eq!(
+            redact_query("token=s3cret&page=2&flag"),
+            "token=REDACTED&page=REDACTED&flag"
+        );
+    }
 }

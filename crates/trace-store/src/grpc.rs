@@ -21,9 +21,9 @@ impl TraceService for GrpcReceiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.store.ingest(request.into_inner());
+        let ingested = self.store.ingest(request.into_inner());
         Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: None,
+            partial_success: crate::http::partial_success(&ingested),
         }))
     }
 }

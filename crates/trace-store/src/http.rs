@@ -11,7 +11,7 @@ use axum::{
     routing::post,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
 use tokio::net::TcpListener;
@@ -54,9 +54,9 @@ async fn export(State(store): State<TraceStore>, headers: HeaderMap, body: Bytes
     }
     match ExportTraceServiceRequest::decode(body) {
         Ok(request) => {
-            store.ingest(request);
+            let ingested = store.ingest(request);
             let reply = ExportTraceServiceResponse {
-                partial_success: None,
+                partial_success: partial_success(&ingested),
             };
             (
                 [(header::CONTENT_TYPE, "application/x-protobuf")],
@@ -70,4 +70,12 @@ async fn export(State(store): State<TraceStore>, headers: HeaderMap, body: Bytes
         )
             .into_response(),
     }
+}
+
+/// OTLP's answer for an export of which some spans were refused (none: `None`).
+pub(crate) fn partial_success(ingested: &crate::Ingested) -> Option<ExportTracePartialSuccess> {
+    (ingested.refused > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: i64::try_from(ingested.refused).unwrap_or(i64::MAX),
+        error_message: ingested.refusal.clone().unwrap_or_default(),
+    })
 }

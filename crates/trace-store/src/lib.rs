@@ -34,6 +34,6 @@ pub use http::{http_router, serve_http};
 pub use local::{LocalStore, serve_local, start_local};
 pub use query::{query_router, serve_query};
 pub use store::{
-    AttributeValue, DEFAULT_MAX_SPANS, SpanEvent, SpanKind, SpanStatus, StoreStats, StoredSpan,
-    TraceStore,
+    AttributeValue, DEFAULT_MAX_SPANS, Ingested, SpanEvent, SpanKind, SpanStatus, StoreStats,
+    StoredSpan, TraceStore,
 };

@@ -136,6 +136,17 @@ pub struct SpanEvent {
     pub attributes: BTreeMap<String, AttributeValue>,
 }
 
+/// What one export request did to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// Spans stored.
+    pub stored: usize,
+    /// Spans refused as malformed.
+    pub refused: u64,
+    /// Why (the last one) was refused.
+    pub refusal: Option<String>,
+}
+
 /// The default capacity of a store, in spans.
 pub const DEFAULT_MAX_SPANS: usize = 100_000;
 
@@ -152,6 +163,9 @@ pub struct StoreStats {
     pub evicted_spans: u64,
     /// Traces evicted, since start.
     pub evicted_traces: u64,
+    /// Spans refused as malformed (an attribute key twice, say), since start.
+    #[serde(default)]
+    pub refused_spans: u64,
 }
 
 /// One trace's spans and when they last changed.
@@ -171,6 +185,9 @@ struct Inner {
     max_spans: usize,
     evicted_spans: u64,
     evicted_traces: u64,
+    refused_spans: u64,
+    /// Why the last refused span was refused.
+    last_refusal: Option<String>,
     /// Bumped by every ingest that stores something.
     sequence: u64,
 }
@@ -239,9 +256,14 @@ impl TraceStore {
         &self.connectors
     }
 
-    /// Adds the spans of one OTLP export request; returns how many were stored.
-    pub fn ingest(&self, request: ExportTraceServiceRequest) -> usize {
+    /// Adds the spans of one OTLP export request; returns how many were stored and why any
+    /// were refused. A span that carries one attribute key twice is refused (and counted in
+    /// [`StoreStats::refused_spans`]): a backend would keep one of the two values, so the
+    /// other would be lost without a trace, and a test would never see it.
+    pub fn ingest(&self, request: ExportTraceServiceRequest) -> Ingested {
         let mut stored = 0;
+        let mut refused = 0;
+        let mut refusal = None;
         let mut guard = self.lock();
         // Borrow the fields apart: a new trace id goes into both `traces` and `arrival`.
         let inner = &mut *guard;
@@ -258,6 +280,14 @@ impl TraceStore {
             for scope_spans in resource_spans.scope_spans {
                 let scope_name = scope_spans.scope.map(|s| s.name).unwrap_or_default();
                 for span in scope_spans.spans {
+                    if let Some(key) = duplicate_key(&span.attributes) {
+                        refused += 1;
+                        refusal = Some(format!(
+                            "span {:?} of {service_name} has attribute {key:?} twice",
+                            span.name
+                        ));
+                        continue;
+                    }
                     let mut span = flatten(span, &service_name, &resource);
                     span.scope_name.clone_from(&scope_name);
                     let trace_id = span.trace_id.clone();
@@ -296,9 +326,18 @@ impl TraceStore {
                 );
             }
         }
+        if refused > 0 {
+            inner.refused_spans += refused;
+            inner.last_refusal.clone_from(&refusal);
+            tracing::warn!(refused, reason = refusal.as_deref(), "spans refused");
+        }
         drop(guard);
         self.arrived.notify_waiters();
-        stored
+        Ingested {
+            stored,
+            refused,
+            refusal,
+        }
     }
 
     /// All spans of `trace_id` (hex), in arrival order.
@@ -358,7 +397,13 @@ impl TraceStore {
             max_spans: inner.max_spans,
             evicted_spans: inner.evicted_spans,
             evicted_traces: inner.evicted_traces,
+            refused_spans: inner.refused_spans,
         }
+    }
+
+    /// Why the last refused span was refused, if any was.
+    pub fn last_refusal(&self) -> Option<String> {
+        self.lock().last_refusal.clone()
     }
 
     /// Waits until `done` holds for the spans of `trace_id`, or `timeout` passes; returns the
@@ -446,6 +491,15 @@ fn flatten(
             })
             .collect(),
     }
+}
+
+/// A key that `pairs` holds more than once.
+fn duplicate_key(pairs: &[KeyValue]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    pairs
+        .iter()
+        .map(|kv| kv.key.as_str())
+        .find(|key| !seen.insert(*key))
 }
 
 fn attributes(pairs: Vec<KeyValue>) -> BTreeMap<String, AttributeValue> {

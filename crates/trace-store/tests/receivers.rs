@@ -125,3 +125,52 @@ async fn garbage_is_refused_and_the_store_keeps_serving() {
     assert_eq!(good.status(), 200);
     assert_eq!(store.span_count(), 1);
 }
+
+#[tokio::test]
+async fn a_span_with_an_attribute_key_twice_is_refused_and_counted() {
+    use opentelemetry_proto::tonic::{
+        collector::trace::v1::ExportTraceServiceRequest,
+        common::v1::{AnyValue, KeyValue, any_value},
+        trace::v1::{ResourceSpans, ScopeSpans, Span},
+    };
+    let kv = |key: &str, value: any_value::Value| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    };
+    let span = |name: &str, attributes: Vec<KeyValue>| Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: name.into(),
+        attributes,
+        ..Span::default()
+    };
+    let store = trace_store::TraceStore::new();
+    let ingested = store.ingest(ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![
+                    span(
+                        "GET",
+                        vec![
+                            kv("server.port", any_value::Value::StringValue("8002".into())),
+                            kv("server.port", any_value::Value::IntValue(8002)),
+                        ],
+                    ),
+                    span("fine", vec![kv("a", any_value::Value::IntValue(1))]),
+                ],
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    });
+    assert_eq!((ingested.stored, ingested.refused), (1, 1));
+    assert!(
+        store
+            .last_refusal()
+            .is_some_and(|r| r.contains("server.port")),
+        "{:?}",
+        store.last_refusal()
+    );
+    assert_eq!(store.stats().refused_spans, 1);
+}
