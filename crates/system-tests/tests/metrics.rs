@@ -166,3 +166,35 @@ async fn each_service_counts_the_order_and_links_its_latency_to_the_trace() {
         .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_sdk_disabled_no_exemplar_points_at_a_trace_that_is_never_exported() {
+    let system = System::builder()
+        .env("OTEL_SDK_DISABLED", "true")
+        .start()
+        .await;
+    let answer = system
+        .post_order(json!({"item": "book", "quantity": 2, "price": 9.99}))
+        .await;
+    assert_eq!(answer.status, 201);
+    let text = system
+        .client()
+        .get(format!("{}/metrics", system.url(Service::Order)))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("text");
+    let samples = parse_openmetrics(&text);
+    let counted = matching(
+        &samples,
+        "http_server_request_duration_seconds_count",
+        &[("http_route", "/orders")],
+    );
+    assert_eq!(counted.len(), 1, "the request is still measured");
+    assert!(
+        samples.iter().all(|s| s["exemplar"].is_null()),
+        "an exemplar with the SDK disabled:\n{text}"
+    );
+}

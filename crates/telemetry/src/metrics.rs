@@ -81,9 +81,20 @@ fn register(name: &str, help: &str, metric: impl Metric) {
     registry.register(name, help, metric);
 }
 
-/// The current span's trace id, as an exemplar, if the span is sampled (an exemplar pointing
-/// at a trace that was never exported would lead nowhere).
+/// Whether exemplars name traces: off when spans are never exported (`OTEL_SDK_DISABLED`).
+static EXEMPLARS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns trace-id exemplars on or off, for a process whose spans are (or are not) exported.
+pub(crate) fn link_exemplars(on: bool) {
+    EXEMPLARS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The current span's trace id, as an exemplar, if the span is sampled and spans are exported
+/// (an exemplar pointing at a trace that was never exported would lead nowhere).
 fn current_exemplar() -> Option<TraceExemplar> {
+    if !EXEMPLARS.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
     let context = tracing::Span::current().context();
     let span = context.span();
     let span_context = span.span_context();
