@@ -48,8 +48,13 @@ impl Drop for Receiver {
     }
 }
 
-/// `otel_sdk_spans_dropped_total` on `service`'s /metrics (0 before any loss).
+/// `otel_sdk_spans_dropped_total`, all reasons, on `service`'s /metrics (0 before any loss).
 async fn dropped_spans(system: &System, service: Service) -> f64 {
+    dropped_spans_for(system, service, "").await
+}
+
+/// `otel_sdk_spans_dropped_total` whose labels contain `reason` (all lines for "").
+async fn dropped_spans_for(system: &System, service: Service, reason: &str) -> f64 {
     let metrics = system
         .client()
         .get(format!("{}/metrics", system.url(service)))
@@ -61,9 +66,60 @@ async fn dropped_spans(system: &System, service: Service) -> f64 {
         .expect("text");
     metrics
         .lines()
-        .find(|l| l.starts_with("otel_sdk_spans_dropped_total"))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .unwrap_or(0.0)
+        .filter(|l| l.starts_with("otel_sdk_spans_dropped_total") && l.contains(reason))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_that_accepts_and_stalls_fails_no_order_and_its_full_queue_is_counted() {
+    // Accepts every connection and never answers: each export waits for its 30 s timeout
+    // while spans pile up behind it.
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", stall.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = stall.accept().await {
+            held.push(connection);
+        }
+    });
+    let system = System::builder()
+        .otlp(system_tests::Otlp::HttpProtobuf)
+        .otlp_endpoint(endpoint)
+        .env("OTEL_BSP_MAX_QUEUE_SIZE", "64")
+        .env("OTEL_BSP_EXPORT_TIMEOUT", "30000")
+        .start()
+        .await;
+    let started = Instant::now();
+    for _ in 0..20 {
+        let answer = system
+            .post_order(json!({"item": "book", "quantity": 1, "price": 1.0}))
+            .await;
+        assert_eq!(answer.status, 201, "{:?}", answer.body);
+        assert!(
+            answer.elapsed < Duration::from_secs(2),
+            "{:?}",
+            answer.elapsed
+        );
+    }
+    println!(
+        "20 orders against a stalled collector in {:?}",
+        started.elapsed()
+    );
+    // 20 orders make ~120 order-service spans: far more than a 64-span queue.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut dropped = 0.0;
+    while Instant::now() < deadline {
+        dropped = dropped_spans_for(&system, Service::Order, "queue_full").await;
+        if dropped > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("order-service: {dropped} spans dropped, queue full");
+    assert!(dropped >= 20.0, "queue-full drops not counted: {dropped}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

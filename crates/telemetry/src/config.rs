@@ -77,7 +77,13 @@ pub struct TelemetryConfig {
     /// `TELEMETRY=off`: no OpenTelemetry at all (no layer, provider or propagator), only JSON
     /// logs. For measuring what tracing costs; `OTEL_SDK_DISABLED` keeps the layer.
     pub tracing_off: bool,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE` (the SDK's default, 2048): spans waiting for export at most;
+    /// beyond it they are dropped and counted.
+    pub max_queue_size: usize,
 }
+
+/// The batch processor's queue size when `OTEL_BSP_MAX_QUEUE_SIZE` is unset (the SDK's).
+pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
 
 impl TelemetryConfig {
     /// Reads the process environment.
@@ -135,6 +141,22 @@ impl TelemetryConfig {
             Some("off") => true,
             Some(other) => return Err(ConfigError::new("TELEMETRY", other, "expected on or off")),
         };
+        // The SDK reads it too, and silently ignores a bad value; here a bad value is refused.
+        let max_queue_size = match get("OTEL_BSP_MAX_QUEUE_SIZE") {
+            None => DEFAULT_MAX_QUEUE_SIZE,
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n: &usize| *n > 0)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "OTEL_BSP_MAX_QUEUE_SIZE",
+                        &raw,
+                        "expected a whole number > 0",
+                    )
+                })?,
+        };
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
             return Err(ConfigError::new("RUST_LOG", &log_filter, e.to_string()));
@@ -150,6 +172,7 @@ impl TelemetryConfig {
             sdk_disabled,
             log_filter,
             tracing_off,
+            max_queue_size,
         })
     }
 }

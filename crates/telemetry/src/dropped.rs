@@ -1,21 +1,28 @@
 //! Counting the spans telemetry loses, so that an outage of the collector is visible instead of
 //! silent. Requests never wait for export: the batch processor queues spans (bounded by
-//! `OTEL_BSP_MAX_QUEUE_SIZE`) and exports them from its own thread; when an export fails, its
-//! spans are gone, and this wrapper counts them.
+//! `OTEL_BSP_MAX_QUEUE_SIZE`) and exports them from its own thread. Spans are lost two ways,
+//! each counted in `otel_sdk_spans_dropped_total{reason}`:
+//! - `export_failed`: an export failed (the collector is down, or refused), counted by
+//!   [`CountingExporter`];
+//! - `queue_full`: the queue was full (a collector that accepts and then stalls), counted by
+//!   [`CountingProcessor`], which keeps the bound itself: the SDK counts such drops only in
+//!   a private field, reported once, at shutdown.
 
 use std::{
     sync::{
         LazyLock, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
 
+use opentelemetry::Context;
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
-    trace::{SpanData, SpanExporter},
+    trace::{Span, SpanData, SpanExporter, SpanProcessor},
 };
+use std::sync::Arc;
 
 use crate::metrics::CounterVec;
 
@@ -27,46 +34,132 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 static DROPPED_METRIC: LazyLock<CounterVec> = LazyLock::new(|| {
     crate::metrics::counter(
         "otel_sdk_spans_dropped",
-        "Spans that could not be exported (the collector was unreachable or refused them)",
-        &[],
+        "Spans lost: reason=export_failed (the collector was unreachable or refused them), reason=queue_full (the export queue was full)",
+        &["reason"],
     )
 });
 
 /// At most one log line per this interval, however many exports fail.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// At most one log line per [`LOG_INTERVAL`] for each reason, however many spans are lost.
+#[derive(Debug, Default)]
+struct Throttle(Mutex<Option<Instant>>);
+
+impl Throttle {
+    fn due(&self) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= LOG_INTERVAL);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+}
+
+/// Counts `spans` lost for `reason`; returns the running total.
+fn count_lost(spans: usize, reason: &str) -> u64 {
+    DROPPED_METRIC.add(&[reason], spans as f64);
+    DROPPED.fetch_add(spans as u64, Ordering::Relaxed) + spans as u64
+}
+
+/// Spans handed to the batch processor and not yet handed to the exporter, shared by
+/// [`CountingProcessor`] and [`CountingExporter`].
+pub type InFlight = Arc<AtomicUsize>;
+
 /// An exporter that counts the spans of every failed export.
 #[derive(Debug)]
 pub struct CountingExporter<E> {
     inner: E,
-    last_log: Mutex<Option<Instant>>,
+    in_flight: InFlight,
+    throttle: Throttle,
 }
 
 impl<E> CountingExporter<E> {
-    /// Wraps `inner`.
-    pub fn new(inner: E) -> Self {
+    /// Wraps `inner`; each batch it exports leaves `in_flight`.
+    pub fn new(inner: E, in_flight: InFlight) -> Self {
         LazyLock::force(&DROPPED_METRIC);
         Self {
             inner,
-            last_log: Mutex::new(None),
+            in_flight,
+            throttle: Throttle::default(),
         }
     }
 
     fn count_failure(&self, spans: usize, error: &dyn std::fmt::Display) {
-        let total = DROPPED.fetch_add(spans as u64, Ordering::Relaxed) + spans as u64;
-        DROPPED_METRIC.add(&[], spans as f64);
-        let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none_or(|at| at.elapsed() >= LOG_INTERVAL) {
-            *last = Some(Instant::now());
+        let total = count_lost(spans, "export_failed");
+        if self.throttle.due() {
             // No span is current on the exporter thread: this is a log line, not a span event.
             tracing::warn!(dropped = spans, dropped_total = total, error = %error, "span export failed; spans dropped");
         }
     }
 }
 
+/// A span processor in front of the batch processor that keeps its queue bound itself and
+/// counts the spans it must drop when the queue is full. Its count of spans in flight is
+/// never below the batch processor's queue (a batch leaves it only when it is exported), so
+/// the batch processor's own queue never overflows: every drop is seen here.
+#[derive(Debug)]
+pub struct CountingProcessor<P> {
+    inner: P,
+    in_flight: InFlight,
+    capacity: usize,
+    throttle: Throttle,
+}
+
+impl<P> CountingProcessor<P> {
+    /// Wraps `inner`, whose queue holds `capacity` spans.
+    pub fn new(inner: P, in_flight: InFlight, capacity: usize) -> Self {
+        Self {
+            inner,
+            in_flight,
+            capacity,
+            throttle: Throttle::default(),
+        }
+    }
+}
+
+impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            let total = count_lost(1, "queue_full");
+            if self.throttle.due() {
+                tracing::warn!(
+                    dropped_total = total,
+                    queue = self.capacity,
+                    "span export queue full (the collector is slow); spans dropped"
+                );
+            }
+            return;
+        }
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
 impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
+        self.in_flight.fetch_sub(
+            spans.min(self.in_flight.load(Ordering::Acquire)),
+            Ordering::AcqRel,
+        );
         let result = self.inner.export(batch).await;
         if let Err(error) = &result {
             self.count_failure(spans, error);

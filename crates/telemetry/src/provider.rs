@@ -2,7 +2,10 @@
 
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
-use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource,
+    trace::{BatchSpanProcessor, SdkTracerProvider},
+};
 
 use crate::config::{Protocol, TelemetryConfig};
 
@@ -41,8 +44,19 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
             .build(),
     }
     .map_err(|source| ExporterError { endpoint, source })?;
+    let in_flight = crate::dropped::InFlight::default();
+    // The batch processor reads OTEL_BSP_* itself; the queue bound is needed here too.
+    let processor = BatchSpanProcessor::builder(crate::dropped::CountingExporter::new(
+        exporter,
+        in_flight.clone(),
+    ))
+    .build();
     Ok(builder
-        .with_batch_exporter(crate::dropped::CountingExporter::new(exporter))
+        .with_span_processor(crate::dropped::CountingProcessor::new(
+            processor,
+            in_flight,
+            config.max_queue_size,
+        ))
         .build())
 }
 
