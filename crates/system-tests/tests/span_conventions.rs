@@ -149,3 +149,30 @@ async fn failed_requests_carry_error_type_on_server_and_client_spans() {
             .all(|s| !s.attributes.contains_key("error.type"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn string_values_are_cut_to_the_attribute_length_limit() {
+    for (limit, expected) in [(None, 1024), (Some("100"), 100)] {
+        let mut builder = System::builder();
+        if let Some(limit) = limit {
+            builder = builder.env("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", limit);
+        }
+        let system = builder.start().await;
+        let agent = "A".repeat(20 * 1024);
+        let request = system
+            .client()
+            .post(format!("{}/orders", system.url(Service::Order)))
+            .header("user-agent", &agent)
+            .json(&json!({"item": "book", "quantity": 1, "price": 1}));
+        let answer = send(request).await;
+        assert_eq!(answer.status, 201);
+        let trace = system
+            .trace(&answer.trace_id.expect("X-Trace-Id"), ORDER_SPANS)
+            .await;
+        let recorded = server_span(&trace, "order-service")
+            .str_attribute("user_agent.original")
+            .expect("user_agent.original")
+            .len();
+        assert_eq!(recorded, expected, "limit {limit:?}");
+    }
+}

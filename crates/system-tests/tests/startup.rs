@@ -69,6 +69,16 @@ fn bad_settings_exit_two_with_one_line_naming_the_variable() {
         "OTEL_SDK_DISABLED",
     );
     assert_rejected("payment-service", &[("RUST_LOG", "info,[[[")], "RUST_LOG");
+    assert_rejected(
+        "order-service",
+        &[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "lots")],
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    );
+    assert_rejected(
+        "inventory-service",
+        &[("OTEL_BSP_MAX_QUEUE_SIZE", "0")],
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+    );
 }
 
 #[test]

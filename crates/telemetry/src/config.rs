@@ -80,10 +80,20 @@ pub struct TelemetryConfig {
     /// `OTEL_BSP_MAX_QUEUE_SIZE` (the SDK's default, 2048): spans waiting for export at most;
     /// beyond it they are dropped and counted.
     pub max_queue_size: usize,
+    /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` (default [`DEFAULT_ATTRIBUTE_VALUE_LIMIT`]): string
+    /// values longer than this, in bytes, are cut before export.
+    pub attribute_value_limit: usize,
 }
 
 /// The batch processor's queue size when `OTEL_BSP_MAX_QUEUE_SIZE` is unset (the SDK's).
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
+
+/// The longest string value exported when `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` is unset. The
+/// specification's default is no limit; with that, a batch of 512 spans (the SDK's batch size)
+/// could pass a receiver's 4 MiB limit on a few large values each. At 1 KiB, even spans with
+/// every caller-controlled value at its longest (user agent, query, exception text) stay far
+/// under it.
+pub const DEFAULT_ATTRIBUTE_VALUE_LIMIT: usize = 1024;
 
 impl TelemetryConfig {
     /// Reads the process environment.
@@ -157,6 +167,21 @@ impl TelemetryConfig {
                     )
                 })?,
         };
+        let attribute_value_limit = match get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT") {
+            None => DEFAULT_ATTRIBUTE_VALUE_LIMIT,
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n: &usize| *n > 0)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+                        &raw,
+                        "expected a whole number > 0",
+                    )
+                })?,
+        };
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
             return Err(ConfigError::new("RUST_LOG", &log_filter, e.to_string()));
@@ -173,6 +198,7 @@ impl TelemetryConfig {
             log_filter,
             tracing_off,
             max_queue_size,
+            attribute_value_limit,
         })
     }
 }

@@ -67,21 +67,27 @@ fn count_lost(spans: usize, reason: &str) -> u64 {
 /// [`CountingProcessor`] and [`CountingExporter`].
 pub type InFlight = Arc<AtomicUsize>;
 
-/// An exporter that counts the spans of every failed export.
+/// An exporter that counts the spans of every failed export, and cuts every string value
+/// (attributes, event attributes, status description) to a length limit first: a few large
+/// values (a 16 KiB `User-Agent`, say) could otherwise push one batch past the receiver's
+/// 4 MiB limit, and the whole batch, everyone's spans, would be refused.
 #[derive(Debug)]
 pub struct CountingExporter<E> {
     inner: E,
     in_flight: InFlight,
+    value_limit: usize,
     throttle: Throttle,
 }
 
 impl<E> CountingExporter<E> {
-    /// Wraps `inner`; each batch it exports leaves `in_flight`.
-    pub fn new(inner: E, in_flight: InFlight) -> Self {
+    /// Wraps `inner`; each batch it exports leaves `in_flight`; string values longer than
+    /// `value_limit` bytes are cut (at a character boundary).
+    pub fn new(inner: E, in_flight: InFlight, value_limit: usize) -> Self {
         LazyLock::force(&DROPPED_METRIC);
         Self {
             inner,
             in_flight,
+            value_limit,
             throttle: Throttle::default(),
         }
     }
@@ -154,8 +160,11 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
 }
 
 impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
+        for span in &mut batch {
+            limit_values(span, self.value_limit);
+        }
         self.in_flight.fetch_sub(
             spans.min(self.in_flight.load(Ordering::Acquire)),
             Ordering::AcqRel,
@@ -177,5 +186,59 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+/// Cuts every string value of `span` longer than `limit` bytes.
+fn limit_values(span: &mut SpanData, limit: usize) {
+    for kv in &mut span.attributes {
+        limit_value(&mut kv.value, limit);
+    }
+    for event in &mut span.events.events {
+        for kv in &mut event.attributes {
+            limit_value(&mut kv.value, limit);
+        }
+    }
+    if let opentelemetry::trace::Status::Error { description } = &mut span.status
+        && description.len() > limit
+    {
+        *description = cut(description, limit).to_owned().into();
+    }
+}
+
+fn limit_value(value: &mut opentelemetry::Value, limit: usize) {
+    use opentelemetry::{Array, Value};
+    match value {
+        Value::String(s) if s.as_str().len() > limit => {
+            *s = cut(s.as_str(), limit).to_owned().into();
+        }
+        Value::Array(Array::String(items)) => {
+            for s in items.iter_mut().filter(|s| s.as_str().len() > limit) {
+                *s = cut(s.as_str(), limit).to_owned().into();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The longest prefix of `text` of at most `limit` bytes that ends on a character boundary.
+fn cut(text: &str, limit: usize) -> &str {
+    let mut end = limit.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn values_are_cut_on_a_character_boundary() {
+        assert_eq!(cut("abcdef", 4), "abcd");
+        assert_eq!(cut("ab", 4), "ab");
+        // "é" is two bytes: a cut inside it falls back before it.
+        assert_eq!(cut("aéb", 2), "a");
     }
 }

@@ -49,6 +49,7 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
     let processor = BatchSpanProcessor::builder(crate::dropped::CountingExporter::new(
         exporter,
         in_flight.clone(),
+        config.attribute_value_limit,
     ))
     .build();
     Ok(builder
