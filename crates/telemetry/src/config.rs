@@ -152,36 +152,13 @@ impl TelemetryConfig {
             Some(other) => return Err(ConfigError::new("TELEMETRY", other, "expected on or off")),
         };
         // The SDK reads it too, and silently ignores a bad value; here a bad value is refused.
-        let max_queue_size = match get("OTEL_BSP_MAX_QUEUE_SIZE") {
-            None => DEFAULT_MAX_QUEUE_SIZE,
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n: &usize| *n > 0)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "OTEL_BSP_MAX_QUEUE_SIZE",
-                        &raw,
-                        "expected a whole number > 0",
-                    )
-                })?,
-        };
-        let attribute_value_limit = match get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT") {
-            None => DEFAULT_ATTRIBUTE_VALUE_LIMIT,
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n: &usize| *n > 0)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-                        &raw,
-                        "expected a whole number > 0",
-                    )
-                })?,
-        };
+        let max_queue_size = positive(get("OTEL_BSP_MAX_QUEUE_SIZE"), "OTEL_BSP_MAX_QUEUE_SIZE")?
+            .unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
+        let attribute_value_limit = positive(
+            get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        )?
+        .unwrap_or(DEFAULT_ATTRIBUTE_VALUE_LIMIT);
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
             return Err(ConfigError::new("RUST_LOG", &log_filter, e.to_string()));
@@ -201,6 +178,18 @@ impl TelemetryConfig {
             attribute_value_limit,
         })
     }
+}
+
+/// A whole number > 0 from `variable`'s value `raw`, if it is set.
+fn positive(raw: Option<String>, variable: &str) -> Result<Option<usize>, ConfigError> {
+    raw.map(|raw| {
+        raw.trim()
+            .parse()
+            .ok()
+            .filter(|n: &usize| *n > 0)
+            .ok_or_else(|| ConfigError::new(variable, &raw, "expected a whole number > 0"))
+    })
+    .transpose()
 }
 
 /// `OTEL_RESOURCE_ATTRIBUTES` is `key=value` pairs separated by commas, values percent-encoded.
