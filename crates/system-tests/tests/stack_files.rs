@@ -796,3 +796,66 @@ fn order_service_is_given_time_to_finish_its_orders_after_sigterm() {
         "stop_grace_period {grace}: an order can take {needed:?} to finish"
     );
 }
+
+/// `5ms`, `2.5s` as seconds.
+fn seconds(duration: &str) -> f64 {
+    let (number, scale) = match duration.strip_suffix("ms") {
+        Some(n) => (n, 0.001),
+        None => (duration.strip_suffix('s').expect("ms or s"), 1.0),
+    };
+    number.parse::<f64>().expect("a number") * scale
+}
+
+#[test]
+fn the_trace_store_computes_the_connectors_as_the_collector_is_configured() {
+    // The local stack's stand-in must write the series the real Collector would: same
+    // dimensions, same buckets.
+    let collector = yaml("otel-collector/otel-collector.yml");
+    let connectors = &collector["connectors"];
+    let names = |list: &Value, key: Option<&str>| -> Vec<String> {
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|d| {
+                key.map_or(d, |k| &d[k])
+                    .as_str()
+                    .expect("a name")
+                    .to_owned()
+            })
+            .collect()
+    };
+    let buckets = |list: &Value| -> Vec<f64> {
+        list.as_array()
+            .expect("buckets")
+            .iter()
+            .map(|b| seconds(b.as_str().expect("a duration")))
+            .collect()
+    };
+    let expected = trace_store::ConnectorConfig {
+        spanmetrics_dimensions: names(&connectors["spanmetrics"]["dimensions"], Some("name")),
+        spanmetrics_buckets: buckets(
+            &connectors["spanmetrics"]["histogram"]["explicit"]["buckets"],
+        ),
+        servicegraph_dimensions: names(&connectors["servicegraph"]["dimensions"], None),
+        servicegraph_buckets: buckets(&connectors["servicegraph"]["latency_histogram_buckets"]),
+    };
+    let actual = trace_store::ConnectorConfig::default();
+    assert_eq!(
+        actual.spanmetrics_dimensions,
+        expected.spanmetrics_dimensions
+    );
+    assert_eq!(
+        actual.servicegraph_dimensions,
+        expected.servicegraph_dimensions
+    );
+    for (a, e) in [
+        (&actual.spanmetrics_buckets, &expected.spanmetrics_buckets),
+        (&actual.servicegraph_buckets, &expected.servicegraph_buckets),
+    ] {
+        assert_eq!(a.len(), e.len(), "{a:?} vs {e:?}");
+        assert!(
+            a.iter().zip(e).all(|(x, y)| (x - y).abs() < 1e-9),
+            "{a:?} vs {e:?}"
+        );
+    }
+}
