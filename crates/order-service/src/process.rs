@@ -409,6 +409,7 @@ fn reconcile_charge(state: &AppState, key: &str) {
             }
             let span = Span::current();
             span.record("payment.outcome", "unknown");
+            telemetry::record_failure(&span, "charge outcome still unknown");
             tracing::error!(
                 key,
                 "charge still unknown after {RECONCILE_FOR:?}: reconcile this key by hand"

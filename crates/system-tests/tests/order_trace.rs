@@ -314,21 +314,36 @@ async fn quiet_log_level_does_not_break_traces_and_logs_carry_trace_ids() {
         .post_order(json!({"item": "mug", "quantity": 1, "price": 3.0}))
         .await;
     let trace_id = answer.trace_id.expect("X-Trace-Id");
-    system.trace(&trace_id, ORDER_SPANS).await;
-    for service in [
-        system_tests::Service::Order,
-        system_tests::Service::Inventory,
+    let spans = system.trace(&trace_id, ORDER_SPANS).await;
+    // The span each line is written in: "order created" in process_order, "stock reserved" in
+    // reserve_stock (the log layer sees no spans; the ids come from the OpenTelemetry layer).
+    for (service, message, span_name) in [
+        (
+            system_tests::Service::Order,
+            "order created",
+            "process_order",
+        ),
+        (
+            system_tests::Service::Inventory,
+            "stock reserved",
+            "reserve_stock",
+        ),
     ] {
         let logs = system.process(service).stdout();
         let line = logs
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|l| l["trace_id"] == trace_id.as_str())
-            .unwrap_or_else(|| panic!("no log line of trace {trace_id}:\n{logs}"));
+            .find(|l| l["trace_id"] == trace_id.as_str() && l["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line of trace {trace_id}:\n{logs}"));
         for key in ["timestamp", "level", "service", "message", "span_id"] {
             assert!(line.get(key).is_some(), "{key} missing: {line}");
         }
         assert_eq!(line["service"], service.name());
+        let span = spans
+            .iter()
+            .find(|s| s.name == span_name && s.service_name == service.name())
+            .unwrap_or_else(|| panic!("no {span_name} span"));
+        assert_eq!(line["span_id"], span.span_id.as_str(), "{line}");
     }
 }
 

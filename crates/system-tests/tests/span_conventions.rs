@@ -61,6 +61,44 @@ async fn http_spans_carry_the_conventions_attributes_and_no_empty_or_made_up_one
     }
 }
 
+/// What tracing-opentelemetry adds by default and is no convention, only bytes to encode and
+/// ship for every span (issue 11's cost work turned each off): `target`, `busy_ns`/`idle_ns`,
+/// `code.*`, `thread.*`; and log lines copied into their span as events (they are log records,
+/// and reach the backend as such). An `exception` event is still recorded on a failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_carry_no_layer_bookkeeping_and_log_lines_are_not_span_events() {
+    let system = System::builder().start().await;
+    let answer = system
+        .post_order(json!({"item": "book", "quantity": 2, "price": 9.99}))
+        .await;
+    assert_eq!(answer.status, 201);
+    let trace = system
+        .trace(&answer.trace_id.expect("X-Trace-Id"), ORDER_SPANS)
+        .await;
+    // The order's own log lines ("order created", "stock reserved") were written meanwhile.
+    let logs = system.process(Service::Order).stdout();
+    assert!(logs.contains("order created"), "{logs}");
+    for span in &trace {
+        for key in span.attributes.keys() {
+            assert!(
+                !matches!(key.as_str(), "target" | "busy_ns" | "idle_ns" | "level")
+                    && !key.starts_with("code.")
+                    && !key.starts_with("thread."),
+                "{} {}: {key}",
+                span.service_name,
+                span.name
+            );
+        }
+        assert!(
+            span.events.is_empty(),
+            "{} {}: {:?}",
+            span.service_name,
+            span.name,
+            span.events
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_query_is_recorded_with_its_values_redacted() {
     let system = System::builder().start().await;

@@ -50,17 +50,13 @@ impl ReqwestOtelSpanBackend for ClientSpan {
             server: req.url().host_str().unwrap_or_default().to_owned(),
             method: req.method().as_str().to_owned(),
         });
-        let mut url = req.url().clone();
-        // Never put credentials of a URL into a trace.
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
         let method = crate::metrics::method_label(req.method().as_str());
         let span = tracing::info_span!(
             "HTTP request",
             otel.name = method,
             otel.kind = "client",
             http.request.method = method,
-            url.full = %url,
+            url.full = without_credentials(req.url()).as_ref(),
             url.scheme = req.url().scheme(),
             server.address = req.url().host_str().unwrap_or_default(),
             server.port = Empty,
@@ -115,6 +111,18 @@ impl ReqwestOtelSpanBackend for ClientSpan {
     }
 }
 
+/// The URL as recorded: never with its credentials. A URL without any (every call these
+/// services make) is recorded as it is, without a copy.
+fn without_credentials(url: &url::Url) -> std::borrow::Cow<'_, str> {
+    if url.username().is_empty() && url.password().is_none() {
+        return std::borrow::Cow::Borrowed(url.as_str());
+    }
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    std::borrow::Cow::Owned(url.into())
+}
+
 /// `error.type` of a call that got no answer: what the semantic conventions suggest for a
 /// transport failure (a low-cardinality name of the kind of failure).
 fn transport_error_type(error: &reqwest_middleware::Error) -> &'static str {
@@ -151,5 +159,24 @@ impl Middleware for InjectTraceContext {
             req.headers_mut(),
         );
         next.run(req, extensions).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn a_url_is_recorded_without_its_credentials_and_unchanged_otherwise() {
+        let plain = url::Url::parse("http://inventory-service:8002/stock/book?x=1").expect("url");
+        assert!(matches!(
+            without_credentials(&plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(without_credentials(&plain), plain.as_str());
+        let secret = url::Url::parse("http://alice:s3cret@payment:8003/charges").expect("url");
+        assert_eq!(without_credentials(&secret), "http://payment:8003/charges");
+        let user_only = url::Url::parse("http://alice@payment:8003/").expect("url");
+        assert_eq!(without_credentials(&user_only), "http://payment:8003/");
     }
 }

@@ -21,6 +21,13 @@ pub fn record_error(span: &Span, error: &(dyn std::error::Error + 'static)) {
     span.set_status(Status::error(message));
 }
 
+/// Sets `span`'s status to ERROR with `description`, for a failure that has no error value
+/// (an outcome that stayed unknown, say). Log lines are not span events here, so an
+/// `error!` alone does not mark its span.
+pub fn record_failure(span: &Span, description: impl Into<std::borrow::Cow<'static, str>>) {
+    span.set_status(Status::error(description));
+}
+
 /// `error: cause: cause`, the way it reads in a log.
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();

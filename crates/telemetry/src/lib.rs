@@ -31,7 +31,7 @@ mod subscriber;
 
 pub use client::{HttpClient, http_client};
 pub use config::{ConfigError, Protocol, ServiceInfo, TelemetryConfig};
-pub use errors::record_error;
+pub use errors::{record_error, record_failure};
 pub use guard::{FLUSH_TIMEOUT, TelemetryGuard};
 pub use metrics::{CounterVec, counter, metrics_handler};
 pub use server::{TRACE_ID_HEADER, current_trace_id, traced};

@@ -1,7 +1,13 @@
-//! `bench`: what tracing costs. Starts the four release binaries on 127.0.0.1 three times (no
-//! telemetry; `OTEL_SDK_DISABLED=true`; tracing exporting OTLP/gRPC to an in-process
-//! trace-store), drives each with the load generator with the simulated latency off, and prints
-//! throughput, latency, CPU per 1 000 orders, memory, and spans expected against received.
+//! `bench`: what tracing costs. Starts the four release binaries on 127.0.0.1 once per
+//! configuration and load, drives them with the load generator, and prints, for each, the
+//! throughput, latency, CPU per order summed over the four processes, the CPU added per span
+//! against "no telemetry", and memory; then it sends a fixed rate for a minute per OTLP
+//! transport and compares the spans expected with those received.
+//!
+//! Configurations: a bare axum chain with the same hops (`bare-hops`, the floor), no
+//! telemetry, `OTEL_SDK_DISABLED=true`, and spans exported over OTLP/gRPC and over
+//! OTLP/HTTP-protobuf to an in-process trace-store. Loads: the seed's (16 connections, the
+//! simulated latency on) and saturation (64 in flight, the simulated latency off).
 //!
 //! Run: `cargo build --release --workspace && target/release/bench` (see BENCHMARKS.md).
 
@@ -21,16 +27,19 @@ use loadgen::{
 /// Measures the cost of tracing.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Seconds of each closed-loop throughput run.
+    /// Seconds of each closed-loop run.
     #[arg(long, default_value_t = 15.0)]
     seconds: f64,
-    /// Requests in flight in the throughput runs.
+    /// Requests in flight at the seed's load (its `wrk` ran 16 connections).
+    #[arg(long, default_value_t = 16)]
+    seed_concurrency: usize,
+    /// Requests in flight at saturation.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Orders per second of the sustained run (tracing on).
+    /// Orders per second of the sustained runs (tracing on).
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
-    /// Seconds of the sustained run.
+    /// Seconds of each sustained run; 0 skips them.
     #[arg(long, default_value_t = 60.0)]
     sustained_seconds: f64,
 }
@@ -42,16 +51,41 @@ const SERVICES: [&str; 4] = [
     "order-service",
 ];
 
+/// The `bare-hops` role of each entry of [`SERVICES`].
+const BARE_ROLES: [&str; 4] = ["inventory", "payment", "notification", "order"];
+
 /// Spans of one created order: SPEC §2's 17, plus the 4 of `confirm_inventory`.
 const SPANS_PER_ORDER: u64 = 21;
 
+/// What runs behind the four ports.
+#[derive(Clone, Copy, PartialEq)]
+enum Binaries {
+    /// The four services.
+    Services,
+    /// `bare-hops`: the same calls and nothing else.
+    Bare,
+}
+
+/// A row of the tables: its name, what runs, and the environment added.
+type Configuration = (&'static str, Binaries, Vec<(&'static str, String)>);
+
+/// How the services are loaded.
+#[derive(Clone, Copy)]
+struct Load {
+    name: &'static str,
+    concurrency: usize,
+    /// `INVENTORY_LOOKUP_SCALE`: 1 is the real simulated latency, 0 removes it.
+    lookup_scale: &'static str,
+}
+
 struct Services {
     children: Vec<(String, Child)>,
+    urls: Vec<String>,
     order_url: String,
 }
 
 impl Services {
-    async fn start(env: &[(&str, String)]) -> Result<Self, String> {
+    async fn start(binaries: Binaries, env: &[(&str, String)]) -> Result<Self, String> {
         let dir = std::env::current_exe()
             .ok()
             .and_then(|e| e.parent().map(PathBuf::from))
@@ -60,13 +94,18 @@ impl Services {
         let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
         let mut children = Vec::new();
         for (i, name) in SERVICES.iter().enumerate() {
-            let binary = dir.join(name);
-            let child = Command::new(&binary)
+            let mut command = match binaries {
+                Binaries::Services => Command::new(dir.join(name)),
+                Binaries::Bare => {
+                    let mut command = Command::new(dir.join("bare-hops"));
+                    command.arg(BARE_ROLES[i]);
+                    command
+                }
+            };
+            let binary = command.get_program().to_owned();
+            let child = command
                 .env("HOST", "127.0.0.1")
                 .env("PORT", ports[i].to_string())
-                // Logs cost too; keep them to warnings in every configuration alike.
-                .env("RUST_LOG", "warn")
-                .env("INVENTORY_LOOKUP_SCALE", "0")
                 .env("INVENTORY_SERVICE_URL", url(0))
                 .env("PAYMENT_SERVICE_URL", url(1))
                 .env("NOTIFICATION_SERVICE_URL", url(2))
@@ -85,6 +124,7 @@ impl Services {
         // Dropped on an early return: the children are killed (see Drop), not left holding ports.
         let services = Self {
             children,
+            urls: (0..4).map(url).collect(),
             order_url: url(3),
         };
         let http = reqwest::Client::builder()
@@ -124,6 +164,29 @@ impl Services {
             })
             .sum::<f64>()
             / 100.0
+    }
+
+    /// `otel_sdk_spans_dropped_total` summed over the four services' `/metrics`.
+    async fn dropped_spans(&self) -> f64 {
+        let Ok(http) = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+        else {
+            return f64::NAN;
+        };
+        let mut dropped = 0.0;
+        for url in &self.urls {
+            let Ok(response) = http.get(format!("{url}/metrics")).send().await else {
+                return f64::NAN;
+            };
+            let text = response.text().await.unwrap_or_default();
+            dropped += text
+                .lines()
+                .filter(|l| l.starts_with("otel_sdk_spans_dropped_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>();
+        }
+        dropped
     }
 
     /// RSS of each process, MiB.
@@ -187,48 +250,43 @@ struct Measured {
     throughput: f64,
     p50_ms: f64,
     p99_ms: f64,
-    cpu_per_1000: f64,
-    rss_idle: Vec<f64>,
+    cpu_ms_per_order: f64,
     rss_load: Vec<f64>,
     errors: u64,
 }
 
+/// One closed-loop run of `load` against `binaries` started with `env`.
 async fn throughput(
     name: &'static str,
+    binaries: Binaries,
     env: &[(&str, String)],
-    args: &Args,
+    load: Load,
+    seconds: f64,
 ) -> Result<Measured, String> {
-    let services = Services::start(env).await?;
+    let mut env = env.to_vec();
+    env.push(("INVENTORY_LOOKUP_SCALE", load.lookup_scale.into()));
+    let services = Services::start(binaries, &env).await?;
     let target = Arc::new(
         Target::new(&services.order_url, Duration::from_secs(10)).map_err(|e| e.to_string())?,
     );
     let fast: Mix = "fast=1"
         .parse()
         .map_err(|e: loadgen::mix::MixError| e.to_string())?;
-    let rss_idle = services.rss_mib();
+    let plan = Plan::Closed {
+        concurrency: load.concurrency,
+    };
     // Warm up connections and allocators, unmeasured.
     run(
         target.clone(),
-        Plan::Closed {
-            concurrency: args.concurrency,
-        },
+        plan,
         Duration::from_secs(2),
         &fast,
         |_, _| {},
     )
     .await;
     let cpu_before = services.cpu_seconds();
-    let duration = Duration::from_secs_f64(args.seconds);
-    let stats = run(
-        target,
-        Plan::Closed {
-            concurrency: args.concurrency,
-        },
-        duration,
-        &fast,
-        |_, _| {},
-    )
-    .await;
+    let duration = Duration::from_secs_f64(seconds);
+    let stats = run(target, plan, duration, &fast, |_, _| {}).await;
     let cpu = services.cpu_seconds() - cpu_before;
     let rss_load = services.rss_mib();
     services.stop();
@@ -238,31 +296,48 @@ async fn throughput(
         throughput: report.throughput_per_second,
         p50_ms: stats.quantile(0.5).as_secs_f64() * 1000.0,
         p99_ms: stats.quantile(0.99).as_secs_f64() * 1000.0,
-        cpu_per_1000: cpu / (report.requests as f64 / 1000.0),
-        rss_idle,
+        cpu_ms_per_order: cpu * 1000.0 / (report.requests.max(1) as f64),
         rss_load,
         errors: report.errors,
     })
 }
 
-/// Orders at `args.rate` for `args.sustained_seconds`, exporting to `store`: (created orders,
-/// spans expected, spans received, the order-service RSS at the end).
-async fn sustained(bsp: &[(&str, String)], args: &Args) -> Result<(u64, u64, u64, f64), String> {
+/// What a sustained run found.
+struct Sustained {
+    created: u64,
+    expected: u64,
+    received: u64,
+    dropped_counted: f64,
+    rss: Vec<f64>,
+    cpu_ms_per_order: f64,
+}
+
+/// Orders at `args.rate` for `args.sustained_seconds`, exporting to a fresh store over
+/// `protocol`, the batch processor at its defaults.
+async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
     let local = trace_store::serve_local(trace_store::TraceStore::with_capacity(usize::MAX))
         .await
         .map_err(|e| e.to_string())?;
-    let mut env = vec![(
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        format!("http://{}", local.grpc),
-    )];
-    env.extend(bsp.iter().cloned());
-    let services = Services::start(&env).await?;
+    let endpoint = match protocol {
+        "grpc" => format!("http://{}", local.grpc),
+        _ => format!("http://{}", local.http),
+    };
+    let env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
+        ("INVENTORY_LOOKUP_SCALE", "0".to_owned()),
+        // At the default level the four processes, the store and the load generator together
+        // top out below this rate on two cores; the question here is the exporter, not logs.
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    let services = Services::start(Binaries::Services, &env).await?;
     let target = Arc::new(
         Target::new(&services.order_url, Duration::from_secs(10)).map_err(|e| e.to_string())?,
     );
     let fast: Mix = "fast=1"
         .parse()
         .map_err(|e: loadgen::mix::MixError| e.to_string())?;
+    let cpu_before = services.cpu_seconds();
     let stats = run(
         target,
         Plan::Open { rate: args.rate },
@@ -271,22 +346,31 @@ async fn sustained(bsp: &[(&str, String)], args: &Args) -> Result<(u64, u64, u64
         |_, _| {},
     )
     .await;
-    let rss = services.rss_mib().last().copied().unwrap_or(0.0);
+    let cpu = services.cpu_seconds() - cpu_before;
     let created = stats
         .report(Duration::from_secs(1))
         .rows
         .iter()
         .find(|r| r.outcome == "201")
         .map_or(0, |r| r.count);
+    let dropped_counted = services.dropped_spans().await;
+    let rss = services.rss_mib();
     services.stop();
     // The notifications' spans arrive last; SIGTERM flushed everything that was queued.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    Ok((
+    Ok(Sustained {
         created,
-        created * SPANS_PER_ORDER,
-        local.store.span_count() as u64,
+        expected: created * SPANS_PER_ORDER,
+        received: local.store.span_count() as u64,
+        dropped_counted,
         rss,
-    ))
+        cpu_ms_per_order: cpu * 1000.0 / (stats.count().max(1) as f64),
+    })
+}
+
+/// Order-service first, as the tables read.
+fn order_first(v: &[f64]) -> String {
+    format!("{:.1},{:.1},{:.1},{:.1}", v[3], v[0], v[1], v[2])
 }
 
 #[tokio::main]
@@ -294,10 +378,9 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "bench: {cores} cores; closed loop, concurrency {}, {} s per configuration; simulated latency off\n",
-        args.concurrency, args.seconds
+        "bench: {cores} cores; closed loop, {} s per row; fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row\n",
+        args.seconds
     );
-
     let store = match trace_store::start_local().await {
         Ok(store) => store,
         Err(e) => {
@@ -305,81 +388,128 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let configurations: [(&'static str, Vec<(&str, String)>); 3] = [
-        ("no telemetry", vec![("TELEMETRY", "off".into())]),
-        ("SDK disabled", vec![("OTEL_SDK_DISABLED", "true".into())]),
+    let configurations: [Configuration; 5] = [
+        ("bare axum hops", Binaries::Bare, Vec::new()),
         (
-            "tracing → OTLP",
-            vec![(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://{}", store.grpc),
-            )],
+            "no telemetry",
+            Binaries::Services,
+            vec![("TELEMETRY", "off".into())],
+        ),
+        (
+            "SDK disabled",
+            Binaries::Services,
+            vec![("OTEL_SDK_DISABLED", "true".into())],
+        ),
+        (
+            "exported, gRPC",
+            Binaries::Services,
+            vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("http://{}", store.grpc),
+                ),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+            ],
+        ),
+        (
+            "exported, HTTP",
+            Binaries::Services,
+            vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("http://{}", store.http),
+                ),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+            ],
         ),
     ];
-    let mut results = Vec::new();
-    for (name, env) in &configurations {
-        match throughput(name, env, &args).await {
-            Ok(m) => results.push(m),
-            Err(e) => {
-                eprintln!("bench: {name}: {e}");
-                return ExitCode::FAILURE;
+    let loads = [
+        Load {
+            name: "seed's load",
+            concurrency: args.seed_concurrency,
+            lookup_scale: "1",
+        },
+        Load {
+            name: "saturation",
+            concurrency: args.concurrency,
+            lookup_scale: "0",
+        },
+    ];
+    for load in loads {
+        println!(
+            "{}: {} in flight, simulated latency {}",
+            load.name,
+            load.concurrency,
+            if load.lookup_scale == "0" {
+                "off"
+            } else {
+                "on"
             }
+        );
+        println!(
+            "{:<16} {:>9} {:>8} {:>8} {:>11} {:>10} {:>24} {:>7}",
+            "configuration",
+            "orders/s",
+            "p50 ms",
+            "p99 ms",
+            "CPU ms/ord",
+            "µs/span",
+            "RSS load MiB (o,i,p,n)",
+            "errors"
+        );
+        let mut baseline = None;
+        for (name, binaries, env) in &configurations {
+            let m = match throughput(name, *binaries, env, load, args.seconds).await {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("bench: {name}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if m.name == "no telemetry" {
+                baseline = Some(m.cpu_ms_per_order);
+            }
+            // CPU added per span against no telemetry; meaningless for the rows before it.
+            let per_span = match baseline {
+                Some(base) if m.name != "no telemetry" => format!(
+                    "{:.1}",
+                    (m.cpu_ms_per_order - base) * 1000.0 / SPANS_PER_ORDER as f64
+                ),
+                _ => "-".to_owned(),
+            };
+            println!(
+                "{:<16} {:>9.0} {:>8.2} {:>8.2} {:>11.3} {:>10} {:>24} {:>7}",
+                m.name,
+                m.throughput,
+                m.p50_ms,
+                m.p99_ms,
+                m.cpu_ms_per_order,
+                per_span,
+                order_first(&m.rss_load),
+                m.errors
+            );
         }
+        println!();
+    }
+    if args.sustained_seconds <= 0.0 {
+        return ExitCode::SUCCESS;
     }
     println!(
-        "{:<16} {:>10} {:>9} {:>9} {:>14} {:>24} {:>24} {:>7}",
-        "configuration",
-        "orders/s",
-        "p50 ms",
-        "p99 ms",
-        "CPU s/1000",
-        "RSS idle MiB (o,i,p,n)",
-        "RSS load MiB (o,i,p,n)",
-        "errors"
-    );
-    for m in &results {
-        // Print order-service first in the RSS columns.
-        let order_first = |v: &[f64]| format!("{:.1},{:.1},{:.1},{:.1}", v[3], v[0], v[1], v[2]);
-        println!(
-            "{:<16} {:>10.0} {:>9.2} {:>9.2} {:>14.3} {:>24} {:>24} {:>7}",
-            m.name,
-            m.throughput,
-            m.p50_ms,
-            m.p99_ms,
-            m.cpu_per_1000,
-            order_first(&m.rss_idle),
-            order_first(&m.rss_load),
-            m.errors
-        );
-    }
-    let base = &results[0];
-    for m in &results[1..] {
-        println!(
-            "{} vs no telemetry: throughput {:+.1} %, CPU per order {:+.1} %",
-            m.name,
-            (m.throughput / base.throughput - 1.0) * 100.0,
-            (m.cpu_per_1000 / base.cpu_per_1000 - 1.0) * 100.0
-        );
-    }
-
-    println!(
-        "\nsustained: {} orders/s for {} s, tracing on",
+        "sustained: {} orders/s for {} s, tracing exported, batch processor at its defaults, RUST_LOG=warn",
         args.rate, args.sustained_seconds
     );
-    let tuned: Vec<(&str, String)> = vec![
-        ("OTEL_BSP_MAX_QUEUE_SIZE", "65536".into()),
-        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096".into()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "500".into()),
-    ];
-    for (label, bsp) in [
-        ("default OTEL_BSP_*", Vec::new()),
-        ("tuned (queue 65536, batch 4096, delay 500 ms)", tuned),
-    ] {
-        match sustained(&bsp, &args).await {
-            Ok((orders, expected, received, rss)) => println!(
-                "{label}: {orders} orders, spans expected {expected}, received {received}, dropped {} ({:.2} %); order-service RSS {rss:.1} MiB",
-                expected.saturating_sub(received),
-                expected.saturating_sub(received) as f64 / expected.max(1) as f64 * 100.0
+    for protocol in ["grpc", "http/protobuf"] {
+        match sustained(protocol, &args).await {
+            Ok(s) => println!(
+                "{protocol}: {} orders, spans expected {}, received {}, missing {} ({:.2} %), counted dropped {}; CPU {:.3} ms/order; RSS after (o,i,p,n) {} MiB",
+                s.created,
+                s.expected,
+                s.received,
+                s.expected.saturating_sub(s.received),
+                s.expected.saturating_sub(s.received) as f64 / s.expected.max(1) as f64 * 100.0,
+                s.dropped_counted,
+                s.cpu_ms_per_order,
+                order_first(&s.rss),
             ),
             Err(e) => {
                 eprintln!("bench: sustained: {e}");
