@@ -79,7 +79,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
             Ok((status, trace_id)) => {
                 println!("{status}, X-Trace-Id: {trace_id}\n");
                 let spans = settle(&store, &trace_id).await;
-                print!("{}", waterfall::render(&spans, width));
+                let logs = store.logs(&trace_id);
+                print!("{}", waterfall::render(&spans, &logs, width));
                 println!();
                 shown.insert(trace_id);
             }
@@ -308,7 +309,7 @@ async fn follow(
                 continue;
             }
             if args.draw_all {
-                print!("{}", waterfall::render(&spans, width));
+                print!("{}", waterfall::render(&spans, &store.logs(&id), width));
                 println!();
             } else {
                 println!(
@@ -375,7 +376,9 @@ pub async fn draw_trace(id: &str, api: &str) -> ExitCode {
     };
     match client.trace(id).await {
         Ok(Some(spans)) => {
-            print!("{}", waterfall::render(&spans, terminal_width()));
+            // This store's API has the trace's log lines; a real Tempo has none (Loki has).
+            let logs = client.logs(id).await.ok().flatten().unwrap_or_default();
+            print!("{}", waterfall::render(&spans, &logs, terminal_width()));
             ExitCode::SUCCESS
         }
         Ok(None) => fail(&format!("trace {id} not found at {api}")),

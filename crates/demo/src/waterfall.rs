@@ -1,6 +1,7 @@
 //! A trace drawn as a waterfall: one line per span, indented under its parent, with its start
-//! offset, its duration and a bar on a shared time axis; ERROR spans marked, and the span that
-//! dominates the critical path marked with its share of the request.
+//! offset, its duration and a bar on a shared time axis; ERROR spans marked, the span that
+//! dominates the critical path marked with its share of the request, and each span's log lines
+//! beneath it.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -8,7 +9,7 @@ use std::{
 };
 
 use anstyle::{AnsiColor, Style};
-use trace_store::{SpanStatus, StoredSpan};
+use trace_store::{SpanStatus, StoredLog, StoredSpan};
 
 const ERROR: Style = AnsiColor::Red.on_default().bold();
 const DOMINANT: Style = AnsiColor::Yellow.on_default().bold();
@@ -116,8 +117,8 @@ fn walk_critical_path<'a>(
 }
 
 /// Draws `spans` in `width` columns, with ANSI styles (which `anstream` strips when the output
-/// is not a terminal).
-pub fn render(spans: &[StoredSpan], width: usize) -> String {
+/// is not a terminal); each of `logs` is drawn under the span it was written in.
+pub fn render(spans: &[StoredSpan], logs: &[StoredLog], width: usize) -> String {
     let tree = Tree::new(spans);
     let Some(first) = tree.roots.first() else {
         return String::from("(no spans)\n");
@@ -201,8 +202,32 @@ pub fn render(spans: &[StoredSpan], width: usize) -> String {
             );
         }
         out.push('\n');
+        for log in logs.iter().filter(|l| l.span_id == span.span_id) {
+            let offset = log.time_unix_nano.saturating_sub(origin) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{offset:>8.1} {:>8}  {}{DIM}│{DIM:#} {}",
+                "",
+                "  ".repeat(depth + 1),
+                log_line(log)
+            );
+        }
     }
     out
+}
+
+/// `INFO stock reserved item=book reserved=2`, the way the JSON line reads.
+fn log_line(log: &StoredLog) -> String {
+    let severity = match log.severity_text.as_str() {
+        "ERROR" => format!("{ERROR}ERROR{ERROR:#}"),
+        "WARN" => format!("{DOMINANT}WARN{DOMINANT:#}"),
+        other => format!("{DIM}{other}{DIM:#}"),
+    };
+    let mut line = format!("{severity} {}", log.body);
+    for (key, value) in &log.attributes {
+        let _ = write!(line, " {DIM}{key}={DIM:#}{value}");
+    }
+    line
 }
 
 fn collect_rows<'a>(
@@ -337,9 +362,44 @@ mod tests {
         // Two spans each the parent of the other, below the root.
         spans.push(span("a", Some("b"), "loop-a", 5, 6));
         spans.push(span("b", Some("a"), "loop-b", 5, 6));
-        let drawn = render(&spans, 100);
+        let drawn = render(&spans, &[], 100);
         assert!(drawn.lines().count() >= spans.len() - 1, "{drawn}");
         assert!(dominant_span(&spans).is_some());
+    }
+
+    #[test]
+    fn each_log_line_is_drawn_under_the_span_it_was_written_in() {
+        let log = |span_id: &str, at_ms: u64, body: &str| StoredLog {
+            time_unix_nano: at_ms * 1_000_000,
+            service_name: "svc".into(),
+            severity_text: "INFO".into(),
+            body: body.into(),
+            trace_id: "t".repeat(32),
+            span_id: span_id.into(),
+            attributes: BTreeMap::from([("item".to_owned(), "book".to_owned())]),
+        };
+        let logs = [
+            log("lookup", 289, "stock reserved"),
+            log("process", 317, "order created"),
+            log("elsewhere", 1, "a line of another span"),
+        ];
+        let drawn = anstream::adapter::strip_str(&render(&slow_order(), &logs, 120)).to_string();
+        let lines: Vec<&str> = drawn.lines().collect();
+        let below = |span: &str| {
+            let at = lines.iter().position(|l| l.contains(span)).expect(span);
+            lines[at + 1]
+        };
+        assert_eq!(
+            below("slow_lookup").trim(),
+            "289.0                   │ INFO stock reserved item=book",
+            "at the line's own time, indented one step under its span"
+        );
+        assert!(below("slow_lookup").starts_with("   289.0"), "{drawn}");
+        assert!(
+            below("] process_order").contains("      │ INFO order created"),
+            "{drawn}"
+        );
+        assert!(!drawn.contains("another span"), "{drawn}");
     }
 
     #[test]
@@ -347,7 +407,7 @@ mod tests {
         let mut spans = slow_order();
         spans[5].status = SpanStatus::Error("Payment failed".into());
         // What a user sees when the output is piped: anstream strips the styles.
-        let drawn = anstream::adapter::strip_str(&render(&spans, 120)).to_string();
+        let drawn = anstream::adapter::strip_str(&render(&spans, &[], 120)).to_string();
         let plain: Vec<&str> = drawn.lines().collect();
         assert_eq!(plain.len(), 2 + spans.len(), "{drawn}");
         let lookup = plain

@@ -75,8 +75,11 @@ impl Default for SystemBuilder {
     fn default() -> Self {
         Self {
             otlp: Otlp::Grpc,
-            // Export every 100 ms instead of every 5 s, so tests do not wait for spans.
-            env: vec![("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into())],
+            // Export every 100 ms instead of every 5 s (1 s for logs), so tests do not wait.
+            env: vec![
+                ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
+                ("OTEL_BLRP_SCHEDULE_DELAY".into(), "100".into()),
+            ],
             service_env: HashMap::new(),
             absent: HashSet::new(),
             replaced: HashMap::new(),

@@ -185,7 +185,8 @@ fn demo_draws_both_orders_then_stops_every_child_on_ctrl_c() {
             "{}",
             block[0]
         );
-        let spans = &block[2..];
+        // Log lines are drawn beneath their spans, behind a "│".
+        let spans: Vec<&&str> = block[2..].iter().filter(|l| !l.contains('│')).collect();
         assert_eq!(spans.len(), SPEC_SPANS.len(), "{}", block.join("\n"));
         for (line, expected) in spans.iter().zip(SPEC_SPANS) {
             assert!(
@@ -210,6 +211,18 @@ fn demo_draws_both_orders_then_stops_every_child_on_ctrl_c() {
         .and_then(|rest| rest.split('%').next()?.parse().ok())
         .unwrap_or_else(|| panic!("slow_lookup not marked dominant: {slow}"));
     assert!(share >= 70, "{slow}");
+    // The slow order's inventory log line sits inside reserve_stock: the line after that span
+    // (its children come after its own log lines).
+    let reserve_stock = drawn[1]
+        .iter()
+        .position(|l| l.contains("reserve_stock"))
+        .expect("reserve_stock line");
+    let reserved_line = &drawn[1][reserve_stock + 1];
+    assert!(
+        reserved_line.contains("│ INFO stock reserved") && reserved_line.contains("reserved=8"),
+        "{}",
+        drawn[1].join("\n")
+    );
 
     // `demo trace` draws the same trace from the demo's Tempo API.
     let slow_id = drawn[1][0]
@@ -226,7 +239,8 @@ fn demo_draws_both_orders_then_stops_every_child_on_ctrl_c() {
     assert!(
         redrawn.contains(&slow_id)
             && redrawn.contains("slow_lookup")
-            && redrawn.contains("% of the request"),
+            && redrawn.contains("% of the request")
+            && redrawn.contains("│ INFO stock reserved"),
         "{redrawn}"
     );
     let unknown = Command::new(binary_path("demo"))

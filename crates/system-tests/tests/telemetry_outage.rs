@@ -55,6 +55,11 @@ async fn dropped_spans(system: &System, service: Service) -> f64 {
 
 /// `otel_sdk_spans_dropped_total` whose labels contain `reason` (all lines for "").
 async fn dropped_spans_for(system: &System, service: Service, reason: &str) -> f64 {
+    counter_total(system, service, "otel_sdk_spans_dropped_total", reason).await
+}
+
+/// The sum of `metric`'s series whose labels contain `reason`, on `service`'s /metrics.
+async fn counter_total(system: &System, service: Service, metric: &str, reason: &str) -> f64 {
     let metrics = system
         .client()
         .get(format!("{}/metrics", system.url(service)))
@@ -66,7 +71,7 @@ async fn dropped_spans_for(system: &System, service: Service, reason: &str) -> f
         .expect("text");
     metrics
         .lines()
-        .filter(|l| l.starts_with("otel_sdk_spans_dropped_total") && l.contains(reason))
+        .filter(|l| l.starts_with(metric) && l.contains(reason))
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .sum()
 }
@@ -124,6 +129,8 @@ async fn a_collector_that_accepts_and_stalls_fails_no_order_and_its_full_queue_i
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_collector_outage_under_load_fails_no_order_and_is_counted() {
+    // Spans and log records alike: both are lost while the collector is down, counted, and
+    // exported again once it is back.
     let store = TraceStore::new();
     let addr: SocketAddr = format!("127.0.0.1:{}", system_tests::free_port())
         .parse()
@@ -189,9 +196,32 @@ async fn a_collector_outage_under_load_fails_no_order_and_is_counted() {
         );
     }
 
+    // Log records of those orders arrive too: their export resumed as well.
+    for id in &after {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !store.logs(id).iter().any(|l| l.body == "order created") {
+            assert!(
+                Instant::now() < deadline,
+                "no log record of trace {id} after the restart"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     // The loss is counted on /metrics and reported in the log, at a bounded rate.
     let dropped = dropped_spans(&system, Service::Order).await;
     assert!(dropped > 0.0, "{dropped}");
+    let lost_logs = counter_total(
+        &system,
+        Service::Order,
+        "otel_sdk_logs_dropped_total",
+        "export_failed",
+    )
+    .await;
+    assert!(
+        lost_logs > 0.0,
+        "log records lost in the outage: {lost_logs}"
+    );
     let reports = system
         .process(Service::Order)
         .stdout()

@@ -67,6 +67,12 @@ pub struct TelemetryConfig {
     pub protocol: Protocol,
     /// Full URL spans are sent to: the gRPC endpoint, or the HTTP base with `/v1/traces`.
     pub traces_endpoint: Url,
+    /// Where log records go: the same collector (`/v1/logs` for OTLP/HTTP).
+    pub logs_endpoint: Url,
+    /// `OTEL_LOGS_EXPORTER`: `otlp` (the default) or `none`.
+    pub logs_exported: bool,
+    /// `OTEL_BLRP_MAX_QUEUE_SIZE`: log records the batch processor holds (default 2048).
+    pub logs_max_queue_size: usize,
     /// The sampler, from `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
     pub sampler: Sampler,
     /// `OTEL_SDK_DISABLED=true`: spans are still created (so logs keep their trace ids and
@@ -129,7 +135,23 @@ impl TelemetryConfig {
                 ));
             }
         };
-        let traces_endpoint = traces_endpoint(protocol, get("OTEL_EXPORTER_OTLP_ENDPOINT"))?;
+        let traces_endpoint =
+            signal_endpoint(protocol, get("OTEL_EXPORTER_OTLP_ENDPOINT"), "traces")?;
+        let logs_endpoint = signal_endpoint(protocol, get("OTEL_EXPORTER_OTLP_ENDPOINT"), "logs")?;
+        let logs_exported = match get("OTEL_LOGS_EXPORTER").as_deref() {
+            None | Some("otlp") => true,
+            Some("none") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "OTEL_LOGS_EXPORTER",
+                    other,
+                    "expected otlp or none",
+                ));
+            }
+        };
+        let logs_max_queue_size =
+            positive(get("OTEL_BLRP_MAX_QUEUE_SIZE"), "OTEL_BLRP_MAX_QUEUE_SIZE")?
+                .unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
         let sampler = parse_sampler(
             get("OTEL_TRACES_SAMPLER").as_deref(),
             get("OTEL_TRACES_SAMPLER_ARG").as_deref(),
@@ -170,6 +192,9 @@ impl TelemetryConfig {
             resource_attributes,
             protocol,
             traces_endpoint,
+            logs_endpoint,
+            logs_exported,
+            logs_max_queue_size,
             sampler,
             sdk_disabled,
             log_filter,
@@ -212,9 +237,14 @@ fn parse_resource_attributes(raw: &str) -> Result<BTreeMap<String, String>, Conf
     Ok(attributes)
 }
 
-/// The URL spans go to. A scheme is required: opentelemetry-otlp 0.33 treats a gRPC endpoint
-/// without one as https, which fails every export against a plain-text collector.
-fn traces_endpoint(protocol: Protocol, raw: Option<String>) -> Result<Url, ConfigError> {
+/// The URL a signal (`traces`, `logs`) goes to. A scheme is required: opentelemetry-otlp 0.33
+/// treats a gRPC endpoint without one as https, which fails every export against a plain-text
+/// collector.
+fn signal_endpoint(
+    protocol: Protocol,
+    raw: Option<String>,
+    signal: &str,
+) -> Result<Url, ConfigError> {
     const VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
     let base = raw.unwrap_or_else(|| match protocol {
         Protocol::Grpc => "http://127.0.0.1:4317".to_owned(),
@@ -225,7 +255,7 @@ fn traces_endpoint(protocol: Protocol, raw: Option<String>) -> Result<Url, Confi
         Protocol::Grpc => Ok(url),
         // The specification appends the signal path to the base endpoint for OTLP/HTTP.
         Protocol::HttpProtobuf => {
-            let joined = format!("{}/v1/traces", base.trim_end_matches('/'));
+            let joined = format!("{}/v1/{signal}", base.trim_end_matches('/'));
             Url::parse(&joined).map_err(|e| ConfigError::new(VAR, &base, e.to_string()))
         }
     }
@@ -350,6 +380,15 @@ mod tests {
             c.traces_endpoint.as_str(),
             "http://collector:4318/v1/traces"
         );
+        assert_eq!(c.logs_endpoint.as_str(), "http://collector:4318/v1/logs");
+        let grpc = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")]).unwrap();
+        assert_eq!(grpc.logs_endpoint.as_str(), "http://collector:4317/");
+        assert!(grpc.logs_exported);
+        assert!(
+            !config(&[("OTEL_LOGS_EXPORTER", "none")])
+                .unwrap()
+                .logs_exported
+        );
     }
 
     #[test]
@@ -383,6 +422,8 @@ mod tests {
             ("OTEL_RESOURCE_ATTRIBUTES", "no-equals-sign"),
             ("RUST_LOG", "info,[[["),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector"),
+            ("OTEL_LOGS_EXPORTER", "console"),
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "0"),
         ];
         for (variable, value) in cases {
             let err = config(&[(variable, value)]).unwrap_err();

@@ -222,7 +222,7 @@ fn limit_value(value: &mut opentelemetry::Value, limit: usize) {
 }
 
 /// The longest prefix of `text` of at most `limit` bytes that ends on a character boundary.
-fn cut(text: &str, limit: usize) -> &str {
+pub(crate) fn cut(text: &str, limit: usize) -> &str {
     let mut end = limit.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;

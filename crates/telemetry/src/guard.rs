@@ -2,7 +2,13 @@
 
 use std::time::Duration;
 
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::{logs::SdkLoggerProvider, trace::SdkTracerProvider};
+
+/// What is flushed at shutdown: the spans and, when exported, the log records.
+struct Providers {
+    tracer: SdkTracerProvider,
+    logger: Option<SdkLoggerProvider>,
+}
 
 /// How long shutdown may spend flushing spans before it gives up on them.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_millis(2500);
@@ -12,13 +18,13 @@ pub const FLUSH_TIMEOUT: Duration = Duration::from_millis(2500);
 #[must_use = "dropping the guard early stops span export; call shutdown().await at exit"]
 pub struct TelemetryGuard {
     /// `None` once shut down.
-    provider: Option<SdkTracerProvider>,
+    provider: Option<Providers>,
 }
 
 impl TelemetryGuard {
-    pub(crate) fn new(provider: SdkTracerProvider) -> Self {
+    pub(crate) fn new(tracer: SdkTracerProvider, logger: Option<SdkLoggerProvider>) -> Self {
         Self {
-            provider: Some(provider),
+            provider: Some(Providers { tracer, logger }),
         }
     }
 
@@ -42,8 +48,14 @@ impl TelemetryGuard {
     }
 }
 
-fn shutdown_provider(provider: &SdkTracerProvider) {
-    if let Err(e) = provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
+fn shutdown_provider(provider: &Providers) {
+    // Log records first: the last lines (a shutdown message) belong to spans already ended.
+    if let Some(logger) = &provider.logger
+        && let Err(e) = logger.shutdown_with_timeout(FLUSH_TIMEOUT)
+    {
+        eprintln!("telemetry: flushing log records at shutdown failed: {e}");
+    }
+    if let Err(e) = provider.tracer.shutdown_with_timeout(FLUSH_TIMEOUT) {
         // The subscriber may already be gone at this point; stderr is always there.
         eprintln!("telemetry: flushing spans at shutdown failed: {e}");
     }

@@ -11,6 +11,7 @@
 //! - `provider`: OTLP exporter (gRPC or HTTP/protobuf), batch processor, sampler, resource.
 //! - `subscriber`: the OpenTelemetry layer and the JSON log layer, each with its own filter.
 //! - `dropped`: counting spans lost to failed exports (`otel_sdk_spans_dropped_total`).
+//! - `logs`: the log lines as OTLP log records, with their span's ids (`otel_sdk_logs_dropped_total`).
 //! - `guard`: [`TelemetryGuard`], which flushes spans at shutdown on any runtime flavour.
 //! - `server`: [`traced`], the SERVER span and `X-Trace-Id` for an axum router.
 //! - `client`: [`http_client`], the CLIENT span and W3C context injection for outgoing calls.
@@ -25,6 +26,7 @@ mod client;
 mod dropped;
 mod errors;
 mod guard;
+mod logs;
 mod provider;
 mod server;
 mod subscriber;
@@ -65,10 +67,11 @@ pub fn init(service: ServiceInfo) -> Result<TelemetryGuard, InitError> {
 /// [`init`] with settings already resolved.
 pub fn init_with(config: &TelemetryConfig) -> Result<TelemetryGuard, InitError> {
     if config.tracing_off {
-        subscriber::install(config, None)?;
+        subscriber::install(config, None, None)?;
         return Ok(TelemetryGuard::none());
     }
     let provider = provider::build(config)?;
+    let logger = logs::build(config)?;
     // With the SDK disabled, spans are made but never exported: an exemplar would name a
     // trace no backend will ever have.
     metrics::link_exemplars(!config.sdk_disabled);
@@ -79,6 +82,6 @@ pub fn init_with(config: &TelemetryConfig) -> Result<TelemetryGuard, InitError> 
         Box::new(BaggagePropagator::new()),
     ]));
     opentelemetry::global::set_tracer_provider(provider.clone());
-    subscriber::install(config, Some(&provider))?;
-    Ok(TelemetryGuard::new(provider))
+    subscriber::install(config, Some(&provider), logger.as_ref())?;
+    Ok(TelemetryGuard::new(provider, logger))
 }

@@ -1,4 +1,5 @@
-//! The tracer provider: OTLP exporter, batch processor, sampler and resource.
+//! The tracer provider: OTLP exporter, batch processor, sampler and resource (shared with the
+//! logger provider of `logs`).
 
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
@@ -15,6 +16,12 @@ use crate::config::{Protocol, TelemetryConfig};
 pub struct ExporterError {
     endpoint: String,
     source: opentelemetry_otlp::ExporterBuildError,
+}
+
+impl ExporterError {
+    pub(crate) fn new(endpoint: String, source: opentelemetry_otlp::ExporterBuildError) -> Self {
+        Self { endpoint, source }
+    }
 }
 
 /// Builds the provider described by `config`.
@@ -64,7 +71,7 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
 /// The resource of SPEC §2. `Resource::builder()` adds `telemetry.sdk.*` and whatever
 /// `OTEL_RESOURCE_ATTRIBUTES` holds; our defaults fill only what the user did not set, and the
 /// service name is set last so the precedence resolved in [`TelemetryConfig`] is the one kept.
-fn resource(config: &TelemetryConfig) -> Resource {
+pub(crate) fn resource(config: &TelemetryConfig) -> Resource {
     let defaults = [
         ("service.version", config.service_version.clone()),
         ("service.instance.id", uuid::Uuid::new_v4().to_string()),

@@ -1,14 +1,14 @@
 //! The `tracing` subscriber: one layer that turns spans into OpenTelemetry spans, one that
-//! writes JSON log lines to stdout.
+//! writes JSON log lines to stdout, and one that sends the same lines as OTLP log records.
 
 use std::sync::OnceLock;
 
 use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::{logs::SdkLoggerProvider, trace::SdkTracerProvider};
 use tracing::{Level, dispatcher::WeakDispatch};
 use tracing_subscriber::{
     EnvFilter, Layer,
-    filter::{self, FilterExt},
+    filter::{self, FilterExt, LevelFilter},
     layer::SubscriberExt,
     util::SubscriberInitExt,
 };
@@ -24,6 +24,7 @@ use crate::config::TelemetryConfig;
 pub fn install(
     config: &TelemetryConfig,
     provider: Option<&SdkTracerProvider>,
+    logger: Option<&SdkLoggerProvider>,
 ) -> Result<(), tracing_subscriber::util::TryInitError> {
     let traces = provider.map(|provider| {
         tracing_opentelemetry::layer()
@@ -33,9 +34,10 @@ pub fn install(
             .with_target(false)
             .with_tracked_inactivity(false)
             .with_context_activation(false)
-            .with_filter(filter::filter_fn(|meta| {
-                meta.is_span() && *meta.level() <= Level::INFO
-            }))
+            .with_filter(
+                filter::filter_fn(|meta| meta.is_span() && *meta.level() <= Level::INFO)
+                    .with_max_level_hint(Level::INFO),
+            )
     });
 
     let mut logs = json_subscriber::JsonLayer::stdout();
@@ -54,7 +56,26 @@ pub fn install(
         }
     });
     // Validated in `TelemetryConfig`, so this fallback is unreachable in practice.
-    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let env_filter =
+        || EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = env_filter();
+
+    // The same lines as stdout, over OTLP. The exporters' own crates never: a record about an
+    // export would be exported, and so on.
+    let exported_logs = logger.map(|logger| {
+        let quiet =
+            ["hyper", "h2", "tonic", "tower", "reqwest", "opentelemetry"]
+                .iter()
+                .fold(env_filter(), |filter, target| {
+                    filter.add_directive(format!("{target}=off").parse().unwrap_or_else(|_| {
+                        tracing_subscriber::filter::Directive::from(Level::ERROR)
+                    }))
+                });
+        crate::logs::WithSpanContext(
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(logger),
+        )
+        .with_filter(quiet.and(events_only()))
+    });
 
     tracing_subscriber::registry()
         .with(traces)
@@ -62,12 +83,21 @@ pub fn install(
         // creation and again at each `record`, for lines that print none of them (measured:
         // a quarter of inventory-service's instructions at `RUST_LOG=info`). The ids come from
         // the OpenTelemetry layer instead.
-        .with(logs.with_filter(filter.and(filter::filter_fn(|meta| meta.is_event()))))
+        .with(logs.with_filter(filter.and(events_only())))
+        .with(exported_logs)
         .try_init()?;
     tracing::dispatcher::get_default(|dispatch| {
         let _ = GLOBAL_DISPATCH.set(dispatch.downgrade());
     });
     Ok(())
+}
+
+/// A filter that lets events through and no span. It states no level of its own: without a
+/// hint, `And` would report none, and the subscriber would lose the level fast path of the
+/// other filter (`RUST_LOG=warn` would build every INFO span, even with `TELEMETRY=off`).
+fn events_only() -> filter::FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    filter::filter_fn(|meta: &tracing::Metadata<'_>| meta.is_event())
+        .with_max_level_hint(LevelFilter::TRACE)
 }
 
 /// The installed dispatcher, which `get_otel_context` needs to reach the OpenTelemetry layer.
@@ -80,7 +110,7 @@ static GLOBAL_DISPATCH: OnceLock<WeakDispatch> = OnceLock::new();
 ///
 /// The log layer sees no spans (see [`install`]), so its own context has no current span; the
 /// registry's has, and so does an event's explicit parent.
-fn event_span_context(event: &tracing::Event<'_>) -> Option<SpanContext> {
+pub(crate) fn event_span_context(event: &tracing::Event<'_>) -> Option<SpanContext> {
     let dispatch = GLOBAL_DISPATCH.get()?.upgrade()?;
     let id = match event.parent() {
         Some(id) => id.clone(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::{
-    StoredSpan,
+    StoredLog, StoredSpan,
     tempo::{SearchHit, SearchResponse, TempoJsonError, TraceJson, from_tempo_json},
 };
 
@@ -95,6 +95,22 @@ impl TempoClient {
         }
         let trace: TraceJson = read_json(response).await?;
         Ok(Some(from_tempo_json(trace)?))
+    }
+
+    /// The log lines of trace `id`, from this store's `/api/logs/{id}`; `None` from an API that
+    /// has no such route (a real Tempo: there the lines are in Loki).
+    pub async fn logs(&self, id: &str) -> Result<Option<Vec<StoredLog>>, TempoError> {
+        #[derive(serde::Deserialize)]
+        struct Logs {
+            logs: Vec<StoredLog>,
+        }
+        let url = self.url(&["api", "logs", id]);
+        let response = self.get(url, &[]).await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let logs: Logs = read_json(response).await?;
+        Ok(Some(logs.logs))
     }
 
     /// Polls until trace `id` holds at least `count` spans or `timeout` passes; returns what

@@ -1,5 +1,5 @@
 //! A small trace backend kept in memory: the embedded default of the demo, and what the tests
-//! read traces from.
+//! read traces (and the log lines linked to them) from.
 //!
 //! It receives both OTLP transports with opentelemetry-proto's generated types (no hand-written
 //! protobuf): gRPC through tonic and HTTP/protobuf through axum. It keeps a flattened,
@@ -9,8 +9,9 @@
 //!
 //! # Layout
 //! - `store`: [`TraceStore`], the shared in-memory store, and [`StoredSpan`].
-//! - `grpc`: the `TraceService` gRPC receiver.
-//! - `http`: the `POST /v1/traces` HTTP/protobuf receiver.
+//! - `grpc`: the `TraceService` and `LogsService` gRPC receivers.
+//! - `http`: the `POST /v1/traces` and `POST /v1/logs` HTTP/protobuf receivers.
+//! - `logs`: the log records received ([`StoredLog`]), bounded, found by trace id.
 //! - `local`: [`start_local`], both receivers on ephemeral 127.0.0.1 ports.
 //! - `query`: the Tempo-compatible query API ([`query_router`]).
 //! - [`tempo`]: Tempo's JSON for traces and search results, both ways.
@@ -23,6 +24,7 @@ mod connectors;
 mod grpc;
 mod http;
 mod local;
+mod logs;
 mod query;
 mod store;
 pub mod tempo;
@@ -32,6 +34,7 @@ pub use connectors::{ConnectorConfig, ConnectorMetrics, metrics_router};
 pub use grpc::serve_grpc;
 pub use http::{http_router, serve_http};
 pub use local::{LocalStore, serve_local, start_local};
+pub use logs::{DEFAULT_MAX_LOGS, StoredLog};
 pub use query::{query_router, serve_query};
 pub use store::{
     AttributeValue, DEFAULT_MAX_SPANS, Ingested, SpanEvent, SpanKind, SpanStatus, StoreStats,

@@ -30,6 +30,8 @@ pub fn query_router(store: TraceStore) -> Router {
     Router::new()
         .route("/api/traces/{id}", get(trace_by_id))
         .route("/api/search", get(search))
+        // Not Tempo's: the log lines of a trace, for `demo trace` (Loki answers this in the stack).
+        .route("/api/logs/{id}", get(logs_of_trace))
         .route(
             "/api/status",
             get(|State(store): State<TraceStore>| async move { Json(store.stats()) }),
@@ -52,6 +54,16 @@ pub async fn serve_query(
 
 fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, message).into_response()
+}
+
+/// `{"logs": [...]}`: the log records of a trace, in time order (an empty list if none).
+async fn logs_of_trace(State(store): State<TraceStore>, Path(id): Path<String>) -> Response {
+    let Some(id) = normalize_trace_id(&id) else {
+        return bad_request(format!(
+            "invalid trace id {id:?}: expected up to 32 hex digits"
+        ));
+    };
+    Json(serde_json::json!({ "logs": store.logs(&id) })).into_response()
 }
 
 async fn trace_by_id(State(store): State<TraceStore>, Path(id): Path<String>) -> Response {

@@ -7,13 +7,16 @@ use std::{
 };
 
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::ExportTraceServiceRequest,
+    collector::{logs::v1::ExportLogsServiceRequest, trace::v1::ExportTraceServiceRequest},
     common::v1::{AnyValue, KeyValue, any_value},
     trace::v1::{Span, span, status},
 };
 use tokio::sync::Notify;
 
-use crate::connectors::{ConnectorConfig, ConnectorMetrics};
+use crate::{
+    connectors::{ConnectorConfig, ConnectorMetrics},
+    logs::{DEFAULT_MAX_LOGS, LogBook, StoredLog},
+};
 
 /// A span as received, flattened: ids in lowercase hex, the service name of its resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +219,8 @@ impl Inner {
 #[derive(Clone)]
 pub struct TraceStore {
     inner: Arc<Mutex<Inner>>,
+    /// Log records, bounded apart from the spans.
+    logs: Arc<Mutex<LogBook>>,
     /// Woken on every ingest, for [`TraceStore::wait_for`].
     arrived: Arc<Notify>,
     /// Span metrics and service graph of every span received.
@@ -246,6 +251,7 @@ impl TraceStore {
                 max_spans,
                 ..Inner::default()
             })),
+            logs: Arc::new(Mutex::new(LogBook::new(DEFAULT_MAX_LOGS))),
             arrived: Arc::new(Notify::new()),
             connectors: ConnectorMetrics::new(config),
         }
@@ -338,6 +344,30 @@ impl TraceStore {
             refused,
             refusal,
         }
+    }
+
+    /// Adds the records of one OTLP logs export request; returns how many were stored.
+    pub fn ingest_logs(&self, request: ExportLogsServiceRequest) -> usize {
+        let stored = self
+            .logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ingest(request);
+        self.arrived.notify_waiters();
+        stored
+    }
+
+    /// The log records of `trace_id` (hex), in time order.
+    pub fn logs(&self, trace_id: &str) -> Vec<StoredLog> {
+        self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .of_trace(trace_id)
+    }
+
+    /// Log records held.
+    pub fn log_count(&self) -> usize {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// All spans of `trace_id` (hex), in arrival order.
@@ -502,14 +532,14 @@ fn duplicate_key(pairs: &[KeyValue]) -> Option<&str> {
         .find(|key| !seen.insert(*key))
 }
 
-fn attributes(pairs: Vec<KeyValue>) -> BTreeMap<String, AttributeValue> {
+pub(crate) fn attributes(pairs: Vec<KeyValue>) -> BTreeMap<String, AttributeValue> {
     pairs
         .into_iter()
         .map(|kv| (kv.key, value(kv.value)))
         .collect()
 }
 
-fn value(value: Option<AnyValue>) -> AttributeValue {
+pub(crate) fn value(value: Option<AnyValue>) -> AttributeValue {
     match value.and_then(|v| v.value) {
         Some(any_value::Value::StringValue(s)) => AttributeValue::String(s),
         Some(any_value::Value::IntValue(i)) => AttributeValue::Int(i),

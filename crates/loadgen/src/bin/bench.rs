@@ -388,7 +388,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let configurations: [Configuration; 5] = [
+    let configurations: [Configuration; 6] = [
         ("bare axum hops", Binaries::Bare, Vec::new()),
         (
             "no telemetry",
@@ -447,7 +447,7 @@ async fn main() -> ExitCode {
             }
         );
         println!(
-            "{:<16} {:>9} {:>8} {:>8} {:>11} {:>10} {:>24} {:>7}",
+            "{:<17} {:>9} {:>8} {:>8} {:>11} {:>10} {:>24} {:>7}",
             "configuration",
             "orders/s",
             "p50 ms",
@@ -478,7 +478,7 @@ async fn main() -> ExitCode {
                 _ => "-".to_owned(),
             };
             println!(
-                "{:<16} {:>9.0} {:>8.2} {:>8.2} {:>11.3} {:>10} {:>24} {:>7}",
+                "{:<17} {:>9.0} {:>8.2} {:>8.2} {:>11.3} {:>10} {:>24} {:>7}",
                 m.name,
                 m.throughput,
                 m.p50_ms,
