@@ -5,8 +5,9 @@
 //! transport and compares the spans expected with those received.
 //!
 //! Configurations: a bare axum chain with the same hops (`bare-hops`, the floor), no
-//! telemetry, `OTEL_SDK_DISABLED=true`, and spans exported over OTLP/gRPC and over
-//! OTLP/HTTP-protobuf to an in-process trace-store. Loads: the seed's (16 connections, the
+//! telemetry, `OTEL_SDK_DISABLED=true`, spans exported over OTLP/gRPC and over
+//! OTLP/HTTP-protobuf to an in-process trace-store (log records off), and the default: spans
+//! and log records over gRPC. µs/span charges everything added to the spans. Loads: the seed's (16 connections, the
 //! simulated latency on) and saturation (64 in flight, the simulated latency off).
 //!
 //! Run: `cargo build --release --workspace && target/release/bench` (see BENCHMARKS.md).
@@ -329,6 +330,7 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
         // At the default level the four processes, the store and the load generator together
         // top out below this rate on two cores; the question here is the exporter, not logs.
         ("RUST_LOG", "warn".to_owned()),
+        ("OTEL_LOGS_EXPORTER", "none".to_owned()),
     ];
     let services = Services::start(Binaries::Services, &env).await?;
     let target = Arc::new(
@@ -401,7 +403,7 @@ async fn main() -> ExitCode {
             vec![("OTEL_SDK_DISABLED", "true".into())],
         ),
         (
-            "exported, gRPC",
+            "spans, gRPC",
             Binaries::Services,
             vec![
                 (
@@ -409,10 +411,11 @@ async fn main() -> ExitCode {
                     format!("http://{}", store.grpc),
                 ),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+                ("OTEL_LOGS_EXPORTER", "none".into()),
             ],
         ),
         (
-            "exported, HTTP",
+            "spans, HTTP",
             Binaries::Services,
             vec![
                 (
@@ -420,6 +423,18 @@ async fn main() -> ExitCode {
                     format!("http://{}", store.http),
                 ),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+                ("OTEL_LOGS_EXPORTER", "none".into()),
+            ],
+        ),
+        (
+            "spans+logs, gRPC",
+            Binaries::Services,
+            vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("http://{}", store.grpc),
+                ),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
             ],
         ),
     ];
