@@ -96,6 +96,17 @@ fn listening_ports() -> BTreeMap<String, BTreeSet<u16>> {
         ]
         .into(),
     );
+    let loki = yaml("loki/loki.yml");
+    ports.insert(
+        "loki".into(),
+        [u16::try_from(
+            loki["server"]["http_listen_port"]
+                .as_u64()
+                .expect("loki http port"),
+        )
+        .expect("port")]
+        .into(),
+    );
     // Prometheus and Grafana listen on their images' defaults (no flag moves them here).
     ports.insert("prometheus".into(), [9090].into());
     ports.insert("grafana".into(), [3000].into());
@@ -122,6 +133,13 @@ fn references() -> Vec<(String, String)> {
     refs.push((
         "collector otlp_grpc/tempo".into(),
         collector["exporters"]["otlp_grpc/tempo"]["endpoint"]
+            .as_str()
+            .expect("endpoint")
+            .into(),
+    ));
+    refs.push((
+        "collector otlp_http/loki".into(),
+        collector["exporters"]["otlp_http/loki"]["endpoint"]
             .as_str()
             .expect("endpoint")
             .into(),
@@ -257,7 +275,12 @@ fn every_address_a_file_points_at_is_a_service_listening_on_that_port() {
         // Health checks probe a port the service listens on.
         if let Some(test) = service["healthcheck"]["test"].as_array() {
             let words: Vec<&str> = test.iter().filter_map(Value::as_str).collect();
-            match words.iter().find(|w| w.starts_with("http://")) {
+            // `loki -health -health.url=…` (grafana/loki v3.7.6 cmd/loki/health.go).
+            let url = words.iter().find_map(|w| {
+                w.strip_prefix("-health.url=")
+                    .or(Some(w).filter(|w| w.starts_with("http://")).copied())
+            });
+            match url {
                 Some(url) => {
                     let (host, port) = host_port(url);
                     assert_eq!(host, "localhost", "{name}: {url}");
@@ -358,7 +381,11 @@ fn grafana_links_name_datasources_that_exist() {
         .collect();
     assert_eq!(
         uids,
-        BTreeSet::from(["prometheus".to_owned(), "tempo".to_owned()])
+        BTreeSet::from([
+            "loki".to_owned(),
+            "prometheus".to_owned(),
+            "tempo".to_owned()
+        ])
     );
 
     let mut used = Vec::new();
@@ -376,6 +403,49 @@ fn grafana_links_name_datasources_that_exist() {
     let tempo = &datasources["datasources"][1]["jsonData"];
     assert_eq!(tempo["serviceMap"]["datasourceUid"], "prometheus");
     assert_eq!(tempo["tracesToMetrics"]["datasourceUid"], "prometheus");
+    // Trace to logs: Loki, by service and trace id. The id of an OTLP record is structured
+    // metadata (grafana/loki v3.7.6 pkg/loghttp/push/otlp.go), so the query must filter on the
+    // `trace_id` label, never on the line (`|= "<id>"` matches nothing); `$$` is a literal `$`
+    // in provisioning, or Grafana substitutes an (empty) environment variable.
+    let to_logs = &tempo["tracesToLogsV2"];
+    assert_eq!(to_logs["datasourceUid"], "loki");
+    assert_eq!(to_logs["customQuery"], true);
+    assert_eq!(
+        to_logs["query"],
+        r#"{$${__tags}} | trace_id="$${__span.traceId}""#
+    );
+    assert_eq!(to_logs["tags"][0]["key"], "service.name");
+    // Loki's `service_name` label is service.name with its dot made an underscore.
+    assert_eq!(to_logs["tags"][0]["value"], "service_name");
+    // From a log line back to its trace: the trace_id label (a regex over label names).
+    let loki = datasources["datasources"]
+        .as_array()
+        .expect("datasources")
+        .iter()
+        .find(|d| d["uid"] == "loki")
+        .expect("loki datasource");
+    let field = &loki["jsonData"]["derivedFields"][0];
+    assert_eq!(field["matcherType"], "label");
+    assert_eq!(field["matcherRegex"], "^trace_id$");
+    assert_eq!(field["datasourceUid"], "tempo");
+    assert_eq!(field["url"], "$${__value.raw}");
+    // The dashboard's logs panel reads the four services' streams from Loki.
+    let logs_panel = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .find(|p| p["type"] == "logs")
+        .expect("a logs panel");
+    assert_eq!(logs_panel["datasource"]["uid"], "loki");
+    let expr = logs_panel["targets"][0]["expr"].as_str().expect("expr");
+    for service in [
+        "order-service",
+        "inventory-service",
+        "payment-service",
+        "notification-service",
+    ] {
+        assert!(expr.contains(service), "{expr}");
+    }
     assert_eq!(
         datasources["datasources"][0]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"],
         "tempo"
@@ -776,6 +846,194 @@ fn collector_and_tempo_use_the_current_names_and_keep_what_grafana_reads() {
     );
     // The generator is disabled without storage.path (even for local-blocks only).
     assert!(tempo["metrics_generator"]["storage"]["path"].is_string());
+}
+
+/// Every key of `loki/loki.yml`, as a path, with where the pinned version defines it. Loki
+/// parses its file strictly: a key not in this list (a typo, a key of another version) would
+/// stop it at start, so a new key is added here only after it was read in the source.
+const LOKI_KEYS: &[(&str, &str)] = &[
+    ("auth_enabled", "pkg/loki/loki.go Config.AuthEnabled"),
+    ("server", "pkg/loki/loki.go Config.Server"),
+    (
+        "server.http_listen_port",
+        "dskit server.Config.HTTPListenPort",
+    ),
+    ("common", "pkg/loki/loki.go Config.Common"),
+    (
+        "common.instance_addr",
+        "pkg/loki/common/common.go InstanceAddr",
+    ),
+    ("common.path_prefix", "pkg/loki/common/common.go PathPrefix"),
+    ("common.storage", "pkg/loki/common/common.go Storage"),
+    (
+        "common.storage.filesystem",
+        "pkg/loki/common/common.go Storage.FSConfig",
+    ),
+    (
+        "common.storage.filesystem.chunks_directory",
+        "common.go FilesystemConfig",
+    ),
+    (
+        "common.storage.filesystem.rules_directory",
+        "common.go FilesystemConfig",
+    ),
+    (
+        "common.replication_factor",
+        "pkg/loki/common/common.go ReplicationFactor",
+    ),
+    ("common.ring", "pkg/util/ring/ring_config.go RingConfig"),
+    ("common.ring.kvstore", "ring_config.go KVStore"),
+    ("common.ring.kvstore.store", "dskit kv.Config.Store"),
+    ("schema_config", "pkg/loki/loki.go Config.SchemaConfig"),
+    (
+        "schema_config.configs",
+        "pkg/storage/config/schema_config.go SchemaConfig",
+    ),
+    (
+        "schema_config.configs.from",
+        "schema_config.go PeriodConfig",
+    ),
+    (
+        "schema_config.configs.store",
+        "schema_config.go PeriodConfig.IndexType",
+    ),
+    (
+        "schema_config.configs.object_store",
+        "schema_config.go PeriodConfig",
+    ),
+    (
+        "schema_config.configs.schema",
+        "schema_config.go PeriodConfig",
+    ),
+    (
+        "schema_config.configs.index",
+        "schema_config.go IndexPeriodicTableConfig",
+    ),
+    (
+        "schema_config.configs.index.prefix",
+        "schema_config.go PeriodicTableConfig",
+    ),
+    (
+        "schema_config.configs.index.period",
+        "schema_config.go PeriodicTableConfig",
+    ),
+    ("distributor", "pkg/loki/loki.go Config.Distributor"),
+    (
+        "distributor.otlp_config",
+        "pkg/distributor/distributor.go Config.OTLPConfig",
+    ),
+    (
+        "distributor.otlp_config.default_resource_attributes_as_index_labels",
+        "pkg/loghttp/push/otlp_config.go GlobalOTLPConfig",
+    ),
+    ("limits_config", "pkg/loki/loki.go Config.LimitsConfig"),
+    (
+        "limits_config.allow_structured_metadata",
+        "pkg/validation/limits.go",
+    ),
+    ("limits_config.retention_period", "pkg/validation/limits.go"),
+    (
+        "limits_config.reject_old_samples",
+        "pkg/validation/limits.go",
+    ),
+    (
+        "limits_config.reject_old_samples_max_age",
+        "pkg/validation/limits.go",
+    ),
+    ("compactor", "pkg/loki/loki.go Config.CompactorConfig"),
+    ("compactor.retention_enabled", "pkg/compactor/config.go"),
+    ("compactor.delete_request_store", "pkg/compactor/config.go"),
+    ("analytics", "pkg/loki/loki.go Config.Analytics"),
+    (
+        "analytics.reporting_enabled",
+        "pkg/analytics/reporter.go Config.Enabled",
+    ),
+];
+
+/// Every key path of `value` (list items share their list's path).
+fn key_paths(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                out.insert(path.clone());
+                key_paths(child, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                key_paths(item, prefix, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn loki_is_configured_for_otlp_with_keys_its_version_knows_and_the_collector_sends_it_logs() {
+    let loki = yaml("loki/loki.yml");
+    let mut keys = BTreeSet::new();
+    key_paths(&loki, "", &mut keys);
+    let known: BTreeSet<&str> = LOKI_KEYS.iter().map(|(key, _)| *key).collect();
+    for key in &keys {
+        assert!(
+            known.contains(key.as_str()),
+            "loki.yml: {key} was not read in grafana/loki v3.7.6; Loki would refuse the file"
+        );
+    }
+    // Structured metadata (where OTLP ids go) needs schema v13 on tsdb, tsdb a 24h index
+    // (pkg/loki/validation.go, schema_config.go); retention needs a delete-request store.
+    let period = &loki["schema_config"]["configs"][0];
+    assert_eq!(period["schema"], "v13");
+    assert_eq!(period["store"], "tsdb");
+    assert_eq!(period["index"]["period"], "24h");
+    assert_ne!(loki["limits_config"]["allow_structured_metadata"], false);
+    if loki["compactor"]["retention_enabled"] == true {
+        assert!(loki["compactor"]["delete_request_store"].is_string());
+    }
+    // The compose service runs this file, and its volume holds Loki's path prefix.
+    let compose = compose();
+    let service = &compose["services"]["loki"];
+    let config_flag = service["command"][0].as_str().expect("command");
+    let mounted = service["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .filter_map(Value::as_str)
+        .any(|v| {
+            v.starts_with("./loki/loki.yml:")
+                && v.contains(config_flag.trim_start_matches("-config.file="))
+        });
+    assert!(mounted, "{config_flag} is not ./loki/loki.yml");
+    let prefix = loki["common"]["path_prefix"].as_str().expect("path_prefix");
+    assert!(
+        service["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|v| v.ends_with(&format!(":{prefix}"))),
+        "nothing keeps {prefix} across restarts"
+    );
+
+    // The Collector's logs pipeline: limited, redacted, batched, to Loki's OTLP endpoint.
+    let collector = yaml("otel-collector/otel-collector.yml");
+    let logs = &collector["service"]["pipelines"]["logs"];
+    assert_eq!(logs["receivers"], serde_json::json!(["otlp"]));
+    assert_eq!(
+        logs["processors"],
+        serde_json::json!(["memory_limiter", "attributes/redact", "batch"])
+    );
+    assert_eq!(logs["exporters"], serde_json::json!(["otlp_http/loki"]));
+    // otlp_http appends /v1/logs to `endpoint`; Loki serves POST /otlp/v1/logs.
+    assert_eq!(
+        collector["exporters"]["otlp_http/loki"]["endpoint"],
+        "http://loki:3100/otlp"
+    );
 }
 
 #[test]
