@@ -58,6 +58,9 @@ pub struct SmokeArgs {
     /// Skip the Grafana steps (a stack without Grafana).
     #[arg(long)]
     pub skip_grafana: bool,
+    /// Base URL of Loki's HTTP API.
+    #[arg(long, default_value = "http://localhost:3100")]
+    pub loki_url: String,
     /// Seconds the steps may wait, in all, for data to arrive (tail sampling holds a trace
     /// 10 s; the service graph needs a connector flush and a scrape, 15 s each).
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]

@@ -1,7 +1,8 @@
 //! `demo smoke`: after `docker compose up --wait`, checks what a user is about to look at, one
 //! line per step with PASS, FAIL or SKIP: the two curls of the README answered, both traces in
-//! Tempo, the four services scraped by Prometheus, the service-graph edges computed by the
-//! Collector, and Grafana healthy with its datasources provisioned.
+//! Tempo, the slow order's log lines in Loki with their span's id, the four services scraped by
+//! Prometheus, the service-graph edges computed by the Collector, and Grafana healthy with its
+//! datasources provisioned.
 //!
 //! Every step polls until it passes or the shared deadline passes: spans reach Tempo only after
 //! the services' batch delay and the Collector's tail-sampling wait, and the service graph only
@@ -38,7 +39,7 @@ const EDGES: [(&str, &str); 3] = [
 ];
 
 /// The Grafana datasources provisioned from `grafana/provisioning/datasources/`.
-const DATASOURCES: [&str; 2] = ["prometheus", "tempo"];
+const DATASOURCES: [&str; 3] = ["loki", "prometheus", "tempo"];
 
 /// How a step ended.
 enum Outcome {
@@ -115,6 +116,11 @@ pub async fn smoke(args: SmokeArgs) -> ExitCode {
         find_traces(&tempo, &trace_ids, deadline).await
     };
     report("Tempo has both traces", outcome);
+    let outcome = match trace_ids.iter().find(|(label, _)| label == "slow path") {
+        Some((_, slow)) => slow_order_logs(&http, &args.loki_url, slow, deadline).await,
+        None => Outcome::Skip("no slow-path trace id".into()),
+    };
+    report("Loki has the slow order's log lines", outcome);
     report(
         "Prometheus scrapes the four services",
         services_scraped(&http, &args.prometheus_url, deadline).await,
@@ -360,6 +366,52 @@ async fn instant_query(
         .as_array()
         .cloned()
         .unwrap_or_default())
+}
+
+/// The slow order's inventory lines in Loki, found by trace id the way Grafana's trace-to-logs
+/// link finds them (`{service_name="…"} | trace_id="…"`): "stock reserved" must be there, with
+/// a span id.
+async fn slow_order_logs(
+    http: &reqwest::Client,
+    loki: &str,
+    trace_id: &str,
+    deadline: Instant,
+) -> Outcome {
+    let query = format!(r#"{{service_name="inventory-service"}} | trace_id="{trace_id}""#);
+    let url = match reqwest::Url::parse_with_params(
+        &format!("{}/loki/api/v1/query_range", loki.trim_end_matches('/')),
+        [("query", query.as_str()), ("limit", "100")],
+    ) {
+        Ok(url) => url,
+        Err(e) => return Outcome::Fail(format!("--loki-url: {e}")),
+    };
+    poll(deadline, || async {
+        let answer = get_json(http, url.as_str()).await?;
+        let lines: Vec<(String, String)> = answer["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|stream| {
+                let span = stream["stream"]["span_id"].as_str().unwrap_or("").to_owned();
+                stream["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(move |v| Some((v[1].as_str()?.to_owned(), span.clone())))
+            })
+            .collect();
+        Ok(
+            match lines.iter().find(|(line, _)| line.contains("stock reserved")) {
+                Some((_, span)) if !span.is_empty() => Ok(format!(
+                    "{} lines of {trace_id} from inventory-service, \"stock reserved\" in span {span}",
+                    lines.len()
+                )),
+                Some(_) => Err("\"stock reserved\" has no span_id".to_owned()),
+                None => Err(format!("no \"stock reserved\" line of {trace_id} yet ({} lines)", lines.len())),
+            },
+        )
+    })
+    .await
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {

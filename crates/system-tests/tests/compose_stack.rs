@@ -68,12 +68,18 @@ fn metrics_used() -> BTreeSet<String> {
     )
     .expect("dashboard JSON");
     let mut exprs = Vec::new();
-    collect_strings(&dashboard, "expr", &mut exprs);
-    collect_strings(
-        &repo_yaml("grafana/provisioning/datasources/datasources.yml"),
-        "query",
-        &mut exprs,
-    );
+    // PromQL only: the logs panel's LogQL and the trace-to-logs query are Loki's.
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        if panel["datasource"]["type"] != "loki" {
+            collect_strings(panel, "expr", &mut exprs);
+        }
+    }
+    for source in repo_yaml("grafana/provisioning/datasources/datasources.yml")["datasources"]
+        .as_array()
+        .expect("datasources")
+    {
+        collect_strings(&source["jsonData"]["tracesToMetrics"], "query", &mut exprs);
+    }
     collect_strings(
         &repo_yaml("prometheus/rules/orders.yml"),
         "expr",
@@ -329,6 +335,9 @@ async fn the_smoke_check_passes_against_the_stack_that_runs_here() {
         stack.tempo_url.clone(),
         "--prometheus-url".into(),
         stack.prometheus_url.clone(),
+        // The trace-store answers Loki's query_range for the trace-to-logs query too.
+        "--loki-url".into(),
+        stack.tempo_url.clone(),
         "--skip-grafana".into(),
         "--timeout".into(),
         "150".into(),
@@ -343,11 +352,12 @@ async fn the_smoke_check_passes_against_the_stack_that_runs_here() {
         .collect();
     assert_eq!(
         marks,
-        ["PASS", "PASS", "PASS", "PASS", "SKIP", "SKIP"],
+        ["PASS", "PASS", "PASS", "PASS", "PASS", "SKIP", "SKIP"],
         "{output}"
     );
     // The slow order's trace is dominated by the planted defect.
     assert!(output.contains("widest slow_lookup"), "{output}");
+    assert!(output.contains("\"stock reserved\" in span"), "{output}");
     for edge in [
         "order-service → inventory-service",
         "order-service → payment-service",
@@ -367,6 +377,8 @@ async fn the_smoke_check_fails_step_by_step_when_nothing_is_there() {
         "--prometheus-url".into(),
         nowhere.clone(),
         "--grafana-url".into(),
+        nowhere.clone(),
+        "--loki-url".into(),
         nowhere,
         "--timeout".into(),
         "2".into(),

@@ -95,6 +95,15 @@ impl LogBook {
         stored
     }
 
+    /// The records of `service`, in time order.
+    pub(crate) fn of_service(&self, service: &str) -> Vec<StoredLog> {
+        self.records
+            .iter()
+            .filter(|r| r.service_name == service)
+            .cloned()
+            .collect()
+    }
+
     /// The records of `trace_id`, in time order.
     pub(crate) fn of_trace(&self, trace_id: &str) -> Vec<StoredLog> {
         let mut found: Vec<StoredLog> = self

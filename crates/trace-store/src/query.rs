@@ -32,6 +32,8 @@ pub fn query_router(store: TraceStore) -> Router {
         .route("/api/search", get(search))
         // Not Tempo's: the log lines of a trace, for `demo trace` (Loki answers this in the stack).
         .route("/api/logs/{id}", get(logs_of_trace))
+        // The one Loki query this stack's links and smoke check make (see `loki_query_range`).
+        .route("/loki/api/v1/query_range", get(loki_query_range))
         .route(
             "/api/status",
             get(|State(store): State<TraceStore>| async move { Json(store.stats()) }),
@@ -64,6 +66,76 @@ async fn logs_of_trace(State(store): State<TraceStore>, Path(id): Path<String>) 
         ));
     };
     Json(serde_json::json!({ "logs": store.logs(&id) })).into_response()
+}
+
+/// Loki's `query_range`, for the one query shape Grafana's trace-to-logs link and the smoke
+/// check make: `{service_name="…"} | trace_id="…"` (the filter optional). Anything else is a
+/// 400 that says so: this is a stand-in, not a LogQL engine. The answer has Loki's shape:
+/// one stream per span, its labels the service and the record's ids (structured metadata in
+/// Loki), each value `[nanoseconds, line]`.
+async fn loki_query_range(
+    State(store): State<TraceStore>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let query = params.get("query").map(String::as_str).unwrap_or("");
+    let Some((service, trace_id)) = parse_logs_query(query) else {
+        return bad_request(format!(
+            "unsupported query {query:?}: this stand-in answers {{service_name=\"…\"}} | trace_id=\"…\" only"
+        ));
+    };
+    let records = match trace_id {
+        Some(id) => store.logs(&id),
+        None => store.logs_of_service(&service),
+    };
+    let mut streams: Vec<serde_json::Value> = Vec::new();
+    for record in records.iter().filter(|r| r.service_name == service) {
+        let labels = serde_json::json!({
+            "service_name": record.service_name,
+            "trace_id": record.trace_id,
+            "span_id": record.span_id,
+            "severity_text": record.severity_text,
+        });
+        let value = serde_json::json!([record.time_unix_nano.to_string(), record.body]);
+        match streams.iter_mut().find(|s| s["stream"] == labels) {
+            Some(stream) => {
+                if let Some(values) = stream["values"].as_array_mut() {
+                    values.push(value);
+                }
+            }
+            None => streams.push(serde_json::json!({ "stream": labels, "values": [value] })),
+        }
+    }
+    Json(serde_json::json!({
+        "status": "success",
+        "data": { "resultType": "streams", "result": streams },
+    }))
+    .into_response()
+}
+
+/// `{service_name="order-service"} | trace_id="4bf9…"` → the service and, if given, the trace
+/// id (normalised).
+fn parse_logs_query(query: &str) -> Option<(String, Option<String>)> {
+    let quoted = |text: &str, key: &str| -> Option<String> {
+        let rest = text
+            .trim()
+            .strip_prefix(key)?
+            .trim_start()
+            .strip_prefix('=')?;
+        let rest = rest.trim_start().strip_prefix('"')?;
+        let (value, tail) = rest.split_once('"')?;
+        tail.trim().is_empty().then(|| value.to_owned())
+    };
+    let (selector, filter) = match query.split_once('|') {
+        Some((selector, filter)) => (selector, Some(filter)),
+        None => (query, None),
+    };
+    let inside = selector.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let service = quoted(inside, "service_name")?;
+    let trace_id = match filter {
+        Some(filter) => Some(normalize_trace_id(&quoted(filter, "trace_id")?)?),
+        None => None,
+    };
+    Some((service, trace_id))
 }
 
 async fn trace_by_id(State(store): State<TraceStore>, Path(id): Path<String>) -> Response {
@@ -286,6 +358,30 @@ fn parse_go_duration(raw: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trace_to_logs_query_is_understood_and_others_are_refused() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            parse_logs_query(&format!(
+                r#"{{service_name="order-service"}} | trace_id="{id}""#
+            )),
+            Some(("order-service".to_owned(), Some(id.to_owned())))
+        );
+        assert_eq!(
+            parse_logs_query(r#"{ service_name = "inventory-service" }"#),
+            Some(("inventory-service".to_owned(), None))
+        );
+        for unsupported in [
+            r#"{service_name=~".+"}"#,
+            r#"{job="x"}"#,
+            r#"{service_name="a"} |= "boom""#,
+            r#"{service_name="a"} | trace_id="not-hex""#,
+            "",
+        ] {
+            assert_eq!(parse_logs_query(unsupported), None, "{unsupported}");
+        }
+    }
 
     #[test]
     fn go_durations_parse_like_tempo() {

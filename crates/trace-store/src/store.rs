@@ -365,6 +365,14 @@ impl TraceStore {
             .of_trace(trace_id)
     }
 
+    /// The log records of `service`, in time order.
+    pub fn logs_of_service(&self, service: &str) -> Vec<StoredLog> {
+        self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .of_service(service)
+    }
+
     /// Log records held.
     pub fn log_count(&self) -> usize {
         self.logs.lock().unwrap_or_else(|e| e.into_inner()).len()
