@@ -17,8 +17,8 @@ fn server_span<'a>(trace: &'a [StoredSpan], service: &str) -> &'a StoredSpan {
         .unwrap_or_else(|| panic!("no SERVER span of {service} in\n{}", render_tree(trace)))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn http_spans_carry_the_conventions_attributes_and_no_empty_or_made_up_ones() {
+/// A system and the trace of one created (fast) order.
+async fn created_order() -> (System, Vec<StoredSpan>) {
     let system = System::builder().start().await;
     let answer = system
         .post_order(json!({"item": "book", "quantity": 2, "price": 9.99}))
@@ -27,6 +27,12 @@ async fn http_spans_carry_the_conventions_attributes_and_no_empty_or_made_up_one
     let trace = system
         .trace(&answer.trace_id.expect("X-Trace-Id"), ORDER_SPANS)
         .await;
+    (system, trace)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_spans_carry_the_conventions_attributes_and_no_empty_or_made_up_ones() {
+    let (_system, trace) = created_order().await;
     for span in &trace {
         for (key, value) in &span.attributes {
             assert!(
@@ -67,14 +73,7 @@ async fn http_spans_carry_the_conventions_attributes_and_no_empty_or_made_up_one
 /// and reach the backend as such). An `exception` event is still recorded on a failure.
 #[tokio::test(flavor = "multi_thread")]
 async fn spans_carry_no_layer_bookkeeping_and_log_lines_are_not_span_events() {
-    let system = System::builder().start().await;
-    let answer = system
-        .post_order(json!({"item": "book", "quantity": 2, "price": 9.99}))
-        .await;
-    assert_eq!(answer.status, 201);
-    let trace = system
-        .trace(&answer.trace_id.expect("X-Trace-Id"), ORDER_SPANS)
-        .await;
+    let (system, trace) = created_order().await;
     // The order's own log lines ("order created", "stock reserved") were written meanwhile.
     let logs = system.process(Service::Order).stdout();
     assert!(logs.contains("order created"), "{logs}");

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 
-use crate::store::{AttributeValue, attributes, hex, value};
+use crate::store::{AttributeValue, hex, resource_and_service, value};
 
 /// The default capacity of the log book, in records.
 pub const DEFAULT_MAX_LOGS: usize = 100_000;
@@ -57,14 +57,7 @@ impl LogBook {
     pub(crate) fn ingest(&mut self, request: ExportLogsServiceRequest) -> usize {
         let mut stored = 0;
         for resource_logs in request.resource_logs {
-            let resource = resource_logs
-                .resource
-                .map(|r| attributes(r.attributes))
-                .unwrap_or_default();
-            let service_name = match resource.get("service.name") {
-                Some(AttributeValue::String(name)) => name.clone(),
-                _ => "unknown_service".to_owned(),
-            };
+            let (_, service_name) = resource_and_service(resource_logs.resource);
             for scope_logs in resource_logs.scope_logs {
                 for record in scope_logs.log_records {
                     let time = match record.time_unix_nano {

@@ -275,14 +275,7 @@ impl TraceStore {
         let inner = &mut *guard;
         let sequence = inner.sequence + 1;
         for resource_spans in request.resource_spans {
-            let resource = resource_spans
-                .resource
-                .map(|r| attributes(r.attributes))
-                .unwrap_or_default();
-            let service_name = match resource.get("service.name") {
-                Some(AttributeValue::String(name)) => name.clone(),
-                _ => "unknown_service".to_owned(),
-            };
+            let (resource, service_name) = resource_and_service(resource_spans.resource);
             for scope_spans in resource_spans.scope_spans {
                 let scope_name = scope_spans.scope.map(|s| s.name).unwrap_or_default();
                 for span in scope_spans.spans {
@@ -538,6 +531,21 @@ fn duplicate_key(pairs: &[KeyValue]) -> Option<&str> {
         .iter()
         .map(|kv| kv.key.as_str())
         .find(|key| !seen.insert(*key))
+}
+
+/// A resource's attributes flattened, and its `service.name` (`unknown_service` without one,
+/// as backends name it).
+pub(crate) fn resource_and_service(
+    resource: Option<opentelemetry_proto::tonic::resource::v1::Resource>,
+) -> (BTreeMap<String, AttributeValue>, String) {
+    let resource = resource
+        .map(|r| attributes(r.attributes))
+        .unwrap_or_default();
+    let service_name = match resource.get("service.name") {
+        Some(AttributeValue::String(name)) => name.clone(),
+        _ => "unknown_service".to_owned(),
+    };
+    (resource, service_name)
 }
 
 pub(crate) fn attributes(pairs: Vec<KeyValue>) -> BTreeMap<String, AttributeValue> {
