@@ -56,21 +56,16 @@ pub fn install(
         }
     });
     // Validated in `TelemetryConfig`, so this fallback is unreachable in practice.
-    let env_filter =
-        || EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let filter = env_filter();
+    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
 
     // The same lines as stdout, over OTLP. The exporters' own crates never: a record about an
     // export would be exported, and so on.
     let exported_logs = logger.map(|logger| {
-        let quiet =
-            ["hyper", "h2", "tonic", "tower", "reqwest", "opentelemetry"]
-                .iter()
-                .fold(env_filter(), |filter, target| {
-                    filter.add_directive(format!("{target}=off").parse().unwrap_or_else(|_| {
-                        tracing_subscriber::filter::Directive::from(Level::ERROR)
-                    }))
-                });
+        let quiet = EnvFilter::try_new(format!(
+            "{},hyper=off,h2=off,tonic=off,tower=off,reqwest=off,opentelemetry=off",
+            config.log_filter
+        ))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
         crate::logs::WithSpanContext(
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(logger),
         )
@@ -92,9 +87,10 @@ pub fn install(
     Ok(())
 }
 
-/// A filter that lets events through and no span. It states no level of its own: without a
-/// hint, `And` would report none, and the subscriber would lose the level fast path of the
-/// other filter (`RUST_LOG=warn` would build every INFO span, even with `TELEMETRY=off`).
+/// A filter that lets events through and no span. It filters by kind, not level, so its level
+/// hint is TRACE: without a hint `And` would report none, and the subscriber would lose the
+/// level fast path of the other filter (`RUST_LOG=warn` would build every INFO span, even with
+/// `TELEMETRY=off`; `tests/quiet_logs_without_telemetry_build_no_spans.rs`).
 fn events_only() -> filter::FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
     filter::filter_fn(|meta: &tracing::Metadata<'_>| meta.is_event())
         .with_max_level_hint(LevelFilter::TRACE)
