@@ -174,3 +174,81 @@ async fn a_span_with_an_attribute_key_twice_is_refused_and_counted() {
     );
     assert_eq!(store.stats().refused_spans, 1);
 }
+
+#[tokio::test]
+async fn garbage_log_exports_and_bad_log_queries_are_refused_and_the_store_keeps_serving() {
+    use opentelemetry_proto::tonic::{
+        collector::logs::v1::ExportLogsServiceRequest,
+        logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
+    };
+    let local = trace_store::start_local().await.expect("store starts");
+    let http = reqwest::Client::new();
+    let post = |body: Vec<u8>, content_type: &'static str| {
+        http.post(format!("http://{}/v1/logs", local.http))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let garbage = post(vec![0xff; 64], "application/x-protobuf")
+        .await
+        .expect("answer");
+    assert_eq!(garbage.status(), 400);
+    let wrong_type = post(b"{}".to_vec(), "application/json")
+        .await
+        .expect("answer");
+    assert_eq!(wrong_type.status(), 415);
+    let record = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                        value: Some(
+                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                "after".into(),
+                            ),
+                        ),
+                    }),
+                    trace_id: vec![5; 16],
+                    span_id: vec![6; 8],
+                    ..LogRecord::default()
+                }],
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    };
+    let good = post(record.encode_to_vec(), "application/x-protobuf")
+        .await
+        .expect("answer");
+    assert_eq!(good.status(), 200);
+    assert_eq!(local.store.log_count(), 1);
+
+    let api = format!("http://{}", local.api);
+    let get = |path: String| http.get(format!("{api}{path}")).send();
+    assert_eq!(
+        get("/api/logs/not-hex".into())
+            .await
+            .expect("answer")
+            .status(),
+        400
+    );
+    let unsupported = get("/loki/api/v1/query_range?query=%7Bjob%3D%22x%22%7D".into())
+        .await
+        .expect("answer");
+    assert_eq!(unsupported.status(), 400);
+    assert!(
+        unsupported
+            .text()
+            .await
+            .expect("body")
+            .contains("unsupported query")
+    );
+    let found: serde_json::Value = get(format!("/api/logs/{}", "05".repeat(16)))
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(found["logs"][0]["body"], "after");
+    assert_eq!(found["logs"][0]["service_name"], "unknown_service");
+}
