@@ -341,34 +341,24 @@ impl TraceStore {
 
     /// Adds the records of one OTLP logs export request; returns how many were stored.
     pub fn ingest_logs(&self, request: ExportLogsServiceRequest) -> usize {
-        let stored = self
-            .logs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ingest(request);
+        let stored = self.log_book().ingest(request);
         self.arrived.notify_waiters();
         stored
     }
 
     /// The log records of `trace_id` (hex), in time order.
     pub fn logs(&self, trace_id: &str) -> Vec<StoredLog> {
-        self.logs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .of_trace(trace_id)
+        self.log_book().of_trace(trace_id)
     }
 
     /// The log records of `service`, in time order.
     pub fn logs_of_service(&self, service: &str) -> Vec<StoredLog> {
-        self.logs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .of_service(service)
+        self.log_book().of_service(service)
     }
 
     /// Log records held.
     pub fn log_count(&self) -> usize {
-        self.logs.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.log_book().len()
     }
 
     /// All spans of `trace_id` (hex), in arrival order.
@@ -456,6 +446,11 @@ impl TraceStore {
                 return self.trace(trace_id);
             }
         }
+    }
+
+    fn log_book(&self) -> MutexGuard<'_, LogBook> {
+        // As for `lock`: the book is consistent between any two statements.
+        self.logs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

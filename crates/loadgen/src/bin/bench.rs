@@ -246,6 +246,16 @@ fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
+/// The target every row loads, and its mix: fast orders only, each with a 10 s timeout.
+fn fast_orders(services: &Services) -> Result<(Arc<Target>, Mix), String> {
+    let target =
+        Target::new(&services.order_url, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let fast = "fast=1"
+        .parse()
+        .map_err(|e: loadgen::mix::MixError| e.to_string())?;
+    Ok((Arc::new(target), fast))
+}
+
 struct Measured {
     name: &'static str,
     throughput: f64,
@@ -267,12 +277,7 @@ async fn throughput(
     let mut env = env.to_vec();
     env.push(("INVENTORY_LOOKUP_SCALE", load.lookup_scale.into()));
     let services = Services::start(binaries, &env).await?;
-    let target = Arc::new(
-        Target::new(&services.order_url, Duration::from_secs(10)).map_err(|e| e.to_string())?,
-    );
-    let fast: Mix = "fast=1"
-        .parse()
-        .map_err(|e: loadgen::mix::MixError| e.to_string())?;
+    let (target, fast) = fast_orders(&services)?;
     let plan = Plan::Closed {
         concurrency: load.concurrency,
     };
@@ -333,12 +338,7 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
         ("OTEL_LOGS_EXPORTER", "none".to_owned()),
     ];
     let services = Services::start(Binaries::Services, &env).await?;
-    let target = Arc::new(
-        Target::new(&services.order_url, Duration::from_secs(10)).map_err(|e| e.to_string())?,
-    );
-    let fast: Mix = "fast=1"
-        .parse()
-        .map_err(|e: loadgen::mix::MixError| e.to_string())?;
+    let (target, fast) = fast_orders(&services)?;
     let cpu_before = services.cpu_seconds();
     let stats = run(
         target,
