@@ -17,7 +17,6 @@ use service_kit::{
     idempotency::{Answer, Claim, IdempotencyStore},
 };
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 use utoipa::OpenApi;
 use uuid::Uuid;
 
@@ -122,7 +121,9 @@ async fn create_order(
     let task_state = state.clone();
     let outcome = state
         .background
-        .spawn(async move { run_order(&task_state, order, key).await }.in_current_span())
+        .spawn(telemetry::in_current_trace(async move {
+            run_order(&task_state, order, key).await
+        }))
         .await;
     match outcome {
         Ok((answer, replayed)) => {

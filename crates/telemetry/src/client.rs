@@ -1,15 +1,15 @@
 //! Client side: the HTTP client services use to call each other.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::Extensions;
-use opentelemetry::trace::Status;
+use opentelemetry::{
+    KeyValue,
+    trace::{SpanKind, Status, TraceContextExt as _, Tracer as _},
+};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
-use reqwest_tracing::{ReqwestOtelSpanBackend, TracingMiddleware};
-use tracing::{Span, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::errors::record_error;
+use crate::errors::record_exception;
 
 /// The client every service-to-service call goes through.
 pub type HttpClient = ClientWithMiddleware;
@@ -19,108 +19,125 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A client whose every request opens a CLIENT span, carries the W3C trace context and baggage
 /// of that span, and fails after `timeout`.
-///
-/// reqwest-tracing opens the span (it has no feature for opentelemetry 0.33, and any of its
-/// `opentelemetry_*` features would pull in a second opentelemetry, which compiles and then
-/// silently breaks propagation), so the header injection is our own [`InjectTraceContext`],
-/// placed after it so that it runs inside the CLIENT span.
 pub fn http_client(timeout: Duration) -> Result<HttpClient, reqwest::Error> {
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(CONNECT_TIMEOUT.min(timeout))
         .build()?;
-    Ok(ClientBuilder::new(client)
-        .with(TracingMiddleware::<ClientSpan>::new())
-        .with(InjectTraceContext)
-        .build())
+    Ok(ClientBuilder::new(client).with(ClientSpan).build())
 }
 
-/// The CLIENT span, with the HTTP semantic-convention fields made here rather than by
-/// reqwest-tracing's macro: that one records `server.port` as a string, and a second, integer
-/// `server.port` would then be exported beside it; it also writes an empty
-/// `user_agent.original`. Only a transport failure or a 5xx answer is an error (with
-/// `error.type`): a 4xx answer here is an expected outcome such as "unknown item", which the
-/// caller turns into its own 4xx.
+/// The CLIENT span of one call, an OpenTelemetry span (why: `context`) made here rather than
+/// by reqwest-tracing: that one records `server.port` as a string, a second, integer
+/// `server.port` would then be exported beside it, and it writes an empty
+/// `user_agent.original`. Its context is what goes into the `traceparent` of the request.
+///
+/// Only a transport failure or a 5xx answer is an error (with `error.type`): a 4xx answer here
+/// is an expected outcome such as "unknown item", which the caller turns into its own 4xx.
+/// The span ends when the answer's head has arrived, as the call's own timing does.
 struct ClientSpan;
 
-impl ReqwestOtelSpanBackend for ClientSpan {
-    fn on_request_start(req: &reqwest::Request, extensions: &mut Extensions) -> Span {
-        extensions.insert(RequestStarted {
-            at: std::time::Instant::now(),
-            server: req.url().host_str().unwrap_or_default().to_owned(),
-            method: req.method().as_str().to_owned(),
-        });
-        let method = crate::metrics::method_label(req.method().as_str());
-        let span = tracing::info_span!(
-            "HTTP request",
-            otel.name = method,
-            otel.kind = "client",
-            http.request.method = method,
-            url.full = without_credentials(req.url()).as_ref(),
-            url.scheme = req.url().scheme(),
-            server.address = req.url().host_str().unwrap_or_default(),
-            server.port = Empty,
-            user_agent.original = Empty,
-            http.response.status_code = Empty,
-            error.type = Empty,
-        );
-        if let Some(port) = req.url().port_or_known_default() {
-            span.record("server.port", i64::from(port));
-        }
-        if let Some(agent) = req
-            .headers()
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-        {
-            span.record("user_agent.original", agent);
-        }
-        span
-    }
-
-    fn on_request_end(
-        span: &Span,
-        outcome: &reqwest_middleware::Result<reqwest::Response>,
+#[async_trait::async_trait]
+impl Middleware for ClientSpan {
+    async fn handle(
+        &self,
+        mut req: reqwest::Request,
         extensions: &mut Extensions,
-    ) {
-        if let Some(started) = extensions.get::<RequestStarted>() {
-            let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
-            // Inside the CLIENT span, so the exemplar is this call's trace.
-            let _entered = span.enter();
-            crate::metrics::record_client_request(
-                &started.server,
-                &started.method,
-                status,
-                started.at.elapsed(),
-            );
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let started = Instant::now();
+        let server = req.url().host_str().unwrap_or_default().to_owned();
+        let method = crate::metrics::method_label(req.method().as_str());
+        let Some(tracer) = crate::context::tracer() else {
+            let outcome = next.run(req, extensions).await;
+            record_call(&server, method, &outcome, started);
+            return outcome;
+        };
+        let parent = crate::context::current_context();
+        let span = tracer
+            .span_builder(method)
+            .with_kind(SpanKind::Client)
+            .with_attributes(request_attributes(&req, method, &server))
+            .start_with_context(tracer, &parent);
+        let context = parent.with_span(span);
+        tracing_opentelemetry_instrumentation_sdk::http::inject_context(
+            &context,
+            req.headers_mut(),
+        );
+
+        let outcome = next.run(req, extensions).await;
+        {
+            // Attached, so the exemplar is this call's trace.
+            let _attached = context.clone().attach();
+            record_call(&server, method, &outcome, started);
         }
-        match outcome {
+        let span = context.span();
+        match &outcome {
             Ok(response) => {
                 let status = response.status();
-                span.record("http.response.status_code", i64::from(status.as_u16()));
+                span.set_attribute(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status.as_u16()),
+                ));
                 if status.is_server_error() {
-                    span.record("error.type", status.as_str());
+                    span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
                     span.set_status(Status::error(format!("HTTP {status}")));
                 }
             }
             Err(error) => {
-                span.record("error.type", transport_error_type(error));
-                record_error(span, error);
+                span.set_attribute(KeyValue::new("error.type", transport_error_type(error)));
+                record_exception(&span, error);
             }
         }
+        span.end();
+        outcome
     }
 }
 
-/// The URL as recorded: never with its credentials. A URL without any (every call these
-/// services make) is recorded as it is, without a copy.
-fn without_credentials(url: &url::Url) -> std::borrow::Cow<'_, str> {
+/// The HTTP semantic-convention attributes known before the call is sent.
+fn request_attributes(req: &reqwest::Request, method: &'static str, server: &str) -> Vec<KeyValue> {
+    let url = req.url();
+    let mut attributes = Vec::with_capacity(8);
+    attributes.extend([
+        KeyValue::new("http.request.method", method),
+        KeyValue::new("url.full", without_credentials(url)),
+        KeyValue::new("url.scheme", url.scheme().to_owned()),
+        KeyValue::new("server.address", server.to_owned()),
+    ]);
+    if let Some(port) = url.port_or_known_default() {
+        attributes.push(KeyValue::new("server.port", i64::from(port)));
+    }
+    if let Some(agent) = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
+        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+    }
+    attributes
+}
+
+/// `http_client_request_duration_seconds` of one call.
+fn record_call(
+    server: &str,
+    method: &str,
+    outcome: &reqwest_middleware::Result<reqwest::Response>,
+    started: Instant,
+) {
+    let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
+    crate::metrics::record_client_request(server, method, status, started.elapsed());
+}
+
+/// The URL as recorded: never with its credentials.
+fn without_credentials(url: &url::Url) -> String {
     if url.username().is_empty() && url.password().is_none() {
-        return std::borrow::Cow::Borrowed(url.as_str());
+        return url.as_str().to_owned();
     }
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
-    std::borrow::Cow::Owned(url.into())
+    url.into()
 }
 
 /// `error.type` of a call that got no answer: what the semantic conventions suggest for a
@@ -134,34 +151,6 @@ fn transport_error_type(error: &reqwest_middleware::Error) -> &'static str {
     }
 }
 
-/// When and to whom a request was sent, kept in the request's extensions for its metric.
-#[derive(Clone)]
-struct RequestStarted {
-    at: std::time::Instant,
-    server: String,
-    method: String,
-}
-
-/// Writes `traceparent`, `tracestate` and `baggage` for the current span into the request.
-struct InjectTraceContext;
-
-#[async_trait::async_trait]
-impl Middleware for InjectTraceContext {
-    async fn handle(
-        &self,
-        mut req: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        let context = Span::current().context();
-        tracing_opentelemetry_instrumentation_sdk::http::inject_context(
-            &context,
-            req.headers_mut(),
-        );
-        next.run(req, extensions).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::without_credentials;
@@ -169,10 +158,6 @@ mod tests {
     #[test]
     fn a_url_is_recorded_without_its_credentials_and_unchanged_otherwise() {
         let plain = url::Url::parse("http://inventory-service:8002/stock/book?x=1").expect("url");
-        assert!(matches!(
-            without_credentials(&plain),
-            std::borrow::Cow::Borrowed(_)
-        ));
         assert_eq!(without_credentials(&plain), plain.as_str());
         let secret = url::Url::parse("http://alice:s3cret@payment:8003/charges").expect("url");
         assert_eq!(without_credentials(&secret), "http://payment:8003/charges");

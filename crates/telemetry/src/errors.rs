@@ -1,6 +1,9 @@
 //! Marking a span as failed, the way trace backends expect.
 
-use opentelemetry::{KeyValue, trace::Status};
+use opentelemetry::{
+    KeyValue,
+    trace::{SpanRef, Status},
+};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -10,15 +13,26 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// Call it only for failures of the system (a 5xx outcome, a dependency down), never for a
 /// caller's mistake: a 4xx is not an error of the span that answered it.
 pub fn record_error(span: &Span, error: &(dyn std::error::Error + 'static)) {
-    let message = error_chain(error);
-    span.add_event(
-        "exception",
-        vec![
-            KeyValue::new("exception.type", type_name(error)),
-            KeyValue::new("exception.message", message.clone()),
-        ],
-    );
+    let (attributes, message) = exception(error);
+    span.add_event("exception", attributes);
     span.set_status(Status::error(message));
+}
+
+/// [`record_error`] for a span made with the OpenTelemetry API (the CLIENT span).
+pub(crate) fn record_exception(span: &SpanRef<'_>, error: &(dyn std::error::Error + 'static)) {
+    let (attributes, message) = exception(error);
+    span.add_event("exception", attributes);
+    span.set_status(Status::error(message));
+}
+
+/// The `exception` event's attributes, and the status description.
+fn exception(error: &(dyn std::error::Error + 'static)) -> (Vec<KeyValue>, String) {
+    let message = error_chain(error);
+    let attributes = vec![
+        KeyValue::new("exception.type", type_name(error)),
+        KeyValue::new("exception.message", message.clone()),
+    ];
+    (attributes, message)
 }
 
 /// Sets `span`'s status to ERROR with `description`, for a failure that has no error value

@@ -15,6 +15,8 @@
 //! - `guard`: [`TelemetryGuard`], which flushes spans at shutdown on any runtime flavour.
 //! - `server`: [`traced`], the SERVER span and `X-Trace-Id` for an axum router.
 //! - `client`: [`http_client`], the CLIENT span and W3C context injection for outgoing calls.
+//! - `context`: how the SERVER and CLIENT spans (OpenTelemetry API) and a handler's `tracing`
+//!   spans find each other; [`in_current_trace`] for a spawned task.
 //! - `errors`: [`record_error`], the ERROR status and `exception` event of a failed span.
 //! - [`metrics`]: the Prometheus registry, HTTP duration histograms with trace exemplars,
 //!   business counters, and the `/metrics` handler.
@@ -23,6 +25,7 @@ pub mod config;
 pub mod metrics;
 
 mod client;
+mod context;
 mod dropped;
 mod errors;
 mod guard;
@@ -33,12 +36,13 @@ mod subscriber;
 
 pub use client::{HttpClient, http_client};
 pub use config::{ConfigError, Protocol, ServiceInfo, TelemetryConfig};
+pub use context::in_current_trace;
 pub use errors::{record_error, record_failure};
 pub use guard::{FLUSH_TIMEOUT, TelemetryGuard};
 pub use metrics::{CounterVec, counter, metrics_handler};
 pub use server::{TRACE_ID_HEADER, current_trace_id, traced};
 
-use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::{propagation::TextMapCompositePropagator, trace::TracerProvider as _};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
 /// Why telemetry could not start.
@@ -82,6 +86,7 @@ pub fn init_with(config: &TelemetryConfig) -> Result<TelemetryGuard, InitError> 
         Box::new(BaggagePropagator::new()),
     ]));
     opentelemetry::global::set_tracer_provider(provider.clone());
+    context::set_tracer(provider.tracer(config.service_name.clone()));
     subscriber::install(config, Some(&provider), logger.as_ref())?;
     Ok(TelemetryGuard::new(provider, logger))
 }

@@ -21,7 +21,6 @@ use prometheus_client::{
     metrics::{counter::Counter, exemplar::HistogramWithExemplars, family::Family},
     registry::{Metric, Registry},
 };
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Label pairs, in the order the metric declares them.
 type Labels = Vec<(&'static str, String)>;
@@ -95,7 +94,7 @@ fn current_exemplar() -> Option<TraceExemplar> {
     if !EXEMPLARS.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
-    let context = tracing::Span::current().context();
+    let context = crate::context::current_context();
     let span = context.span();
     let span_context = span.span_context();
     (span_context.is_valid() && span_context.is_sampled())
@@ -105,11 +104,17 @@ fn current_exemplar() -> Option<TraceExemplar> {
 /// The method as a label or attribute: the standard ones as they are, anything else `_OTHER`
 /// (semantic conventions), so a client inventing methods cannot create series, span names or
 /// attribute values without end.
-pub(crate) fn method_label(method: &str) -> &str {
+pub(crate) fn method_label(method: &str) -> &'static str {
     match method {
-        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" => {
-            method
-        }
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
         _ => "_OTHER",
     }
 }

@@ -7,9 +7,13 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use opentelemetry::trace::{Status, TraceContextExt};
-use tracing::{Instrument, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use std::time::Instant;
+
+use opentelemetry::{
+    KeyValue,
+    context::FutureExt as _,
+    trace::{SpanKind, Status, TraceContextExt, Tracer as _},
+};
 
 /// The response header that carries the trace id, so a caller (or a trace-based test) can find
 /// the trace its request produced.
@@ -35,7 +39,8 @@ where
 /// The SERVER span of one request, made here rather than by axum-tracing-opentelemetry, whose
 /// span records `url.query` as it came (a `?token=` would be stored), an empty `url.scheme`,
 /// empty `user_agent.original` and `http.route` values, any method a client invents as the
-/// span name, and `span.type`, which is no semantic convention.
+/// span name, and `span.type`, which is no semantic convention. It is an OpenTelemetry span,
+/// not a `tracing` one (why: `context`); the handler runs with its context attached.
 ///
 /// Inside the span it also adds the `X-Trace-Id` header and records the request in
 /// `http_server_request_duration_seconds` with the trace as exemplar.
@@ -44,74 +49,89 @@ async fn server_span(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let started = std::time::Instant::now();
-    let method = crate::metrics::method_label(request.method().as_str()).to_owned();
+    let method = crate::metrics::method_label(request.method().as_str());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
-    let name = match (&route, method.as_str()) {
+    let Some(tracer) = crate::context::tracer() else {
+        let response = next.run(request).await;
+        record_request(method, route.as_deref(), &response, started);
+        return response;
+    };
+    let name = match (&route, method) {
         // Semantic conventions: a method nobody knows names the span "HTTP".
         (_, "_OTHER") => "HTTP".to_owned(),
         (Some(route), _) => format!("{method} {route}"),
-        (None, _) => method.clone(),
+        (None, _) => method.to_owned(),
     };
-    let span = tracing::info_span!(
-        "HTTP request",
-        otel.name = %name,
-        otel.kind = "server",
-        http.request.method = %method,
-        http.route = Empty,
-        url.path = request.uri().path(),
-        url.scheme = "http",
-        url.query = Empty,
-        server.address = Empty,
-        server.port = Empty,
-        network.protocol.version = protocol_version(request.version()),
-        user_agent.original = Empty,
-        http.response.status_code = Empty,
-        error.type = Empty,
-    );
+    let mut attributes = Vec::with_capacity(12);
+    attributes.extend([
+        KeyValue::new("http.request.method", method),
+        KeyValue::new("url.path", request.uri().path().to_owned()),
+        KeyValue::new("url.scheme", "http"),
+        KeyValue::new(
+            "network.protocol.version",
+            protocol_version(request.version()),
+        ),
+    ]);
     if let Some(route) = &route {
-        span.record("http.route", route.as_str());
+        attributes.push(KeyValue::new("http.route", route.clone()));
     }
     if let Some(query) = request.uri().query().filter(|q| !q.is_empty()) {
-        span.record("url.query", redact_query(query));
+        attributes.push(KeyValue::new("url.query", redact_query(query)));
     }
     if let Some((address, port)) = host_and_port(&request) {
-        span.record("server.address", address);
+        attributes.push(KeyValue::new("server.address", address.to_owned()));
         if let Some(port) = port {
-            span.record("server.port", port);
+            attributes.push(KeyValue::new("server.port", port));
         }
     }
     if let Some(agent) = header_text(&request, header::USER_AGENT) {
-        span.record("user_agent.original", agent);
+        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
     }
     let parent =
         tracing_opentelemetry_instrumentation_sdk::http::extract_context(request.headers());
-    // Fails only without an OpenTelemetry layer (TELEMETRY=off): then there is no trace.
-    let _ = span.set_parent(parent);
+    let span = tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes)
+        .start_with_context(tracer, &parent);
+    let context = parent.with_span(span);
 
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = next.run(request).with_context(context.clone()).await;
     let status = response.status();
-    span.record("http.response.status_code", i64::from(status.as_u16()));
-    let _entered = span.enter();
-    crate::metrics::record_server_request(
-        &method,
-        route.as_deref().unwrap_or("unmatched"),
-        status.as_u16(),
-        started.elapsed(),
-    );
+    let span = context.span();
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    ));
+    {
+        let _attached = context.clone().attach();
+        record_request(method, route.as_deref(), &response, started);
+    }
     if status.is_server_error() {
-        span.record("error.type", status.as_str());
+        span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
         span.set_status(Status::error(format!("HTTP {status}")));
     }
-    let trace_id = span.context().span().span_context().trace_id();
+    let trace_id = span.span_context().trace_id();
     if trace_id != opentelemetry::trace::TraceId::INVALID
         && let Ok(value) = HeaderValue::from_str(&trace_id.to_string())
     {
         response.headers_mut().insert(TRACE_ID_HEADER, value);
     }
+    span.end();
     response
+}
+
+/// `http_server_request_duration_seconds`, with the current trace (if any) as exemplar.
+fn record_request(method: &str, route: Option<&str>, response: &Response, started: Instant) {
+    crate::metrics::record_server_request(
+        method,
+        route.unwrap_or("unmatched"),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
 }
 
 /// `url.query` with every value replaced: keys say what was asked, values may be secrets
@@ -163,9 +183,14 @@ fn protocol_version(version: axum::http::Version) -> &'static str {
     }
 }
 
-/// The hex trace id of the current span, if it belongs to a trace.
+/// The hex trace id of the code running now, if it belongs to a trace.
 pub fn current_trace_id() -> Option<String> {
-    tracing_opentelemetry_instrumentation_sdk::find_current_trace_id()
+    let context = crate::context::current_context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
 }
 
 #[cfg(test)]

@@ -106,14 +106,21 @@ static GLOBAL_DISPATCH: OnceLock<WeakDispatch> = OnceLock::new();
 ///
 /// The log layer sees no spans (see [`install`]), so its own context has no current span; the
 /// registry's has, and so does an event's explicit parent.
+/// A line written inside a SERVER span but in no span of the handler's own has the SERVER
+/// span's ids, from the attached OpenTelemetry context (`context`).
 pub(crate) fn event_span_context(event: &tracing::Event<'_>) -> Option<SpanContext> {
     let dispatch = GLOBAL_DISPATCH.get()?.upgrade()?;
     let id = match event.parent() {
-        Some(id) => id.clone(),
-        None if event.is_contextual() => dispatch.current_span().id()?.clone(),
+        Some(id) => Some(id.clone()),
+        None if event.is_contextual() => dispatch.current_span().id().cloned(),
         None => return None,
     };
-    let context = tracing_opentelemetry::get_otel_context(&id, &dispatch)?;
-    let span_context = context.span().span_context().clone();
+    let span_context =
+        match id.and_then(|id| tracing_opentelemetry::get_otel_context(&id, &dispatch)) {
+            Some(context) => context.span().span_context().clone(),
+            None => {
+                opentelemetry::Context::map_current(|context| context.span().span_context().clone())
+            }
+        };
     span_context.is_valid().then_some(span_context)
 }

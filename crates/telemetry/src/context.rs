@@ -1,0 +1,52 @@
+//! Which trace the code running now belongs to, across the two kinds of span this crate makes.
+//!
+//! The SERVER and CLIENT spans (`server`, `client`) are made with the OpenTelemetry API
+//! directly: they are the widest and busiest spans of a request (a dozen attributes, a poll of
+//! the whole handler or of the whole call each time it wakes), and as `tracing` spans they went
+//! through the registry and every layer at each of those polls (BENCHMARKS.md, "Where the cost
+//! went"). The spans a handler opens with `#[instrument]` or `info_span!` stay `tracing` spans.
+//!
+//! The two are joined through the OpenTelemetry context: the SERVER span's context is attached
+//! around each poll of its handler, and tracing-opentelemetry takes it as the parent of a span
+//! opened with no `tracing` span current (its `parent_context`, tracing-opentelemetry 0.34
+//! `src/layer.rs`). Going the other way, [`current_context`] is the innermost of the two.
+
+use std::{future::Future, sync::OnceLock};
+
+use opentelemetry::{Context, context::FutureExt as _, trace::TraceContextExt};
+use opentelemetry_sdk::trace::SdkTracer;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+/// The tracer of the SERVER and CLIENT spans; unset when telemetry is off, and then neither
+/// kind of span is made at all.
+static TRACER: OnceLock<SdkTracer> = OnceLock::new();
+
+pub(crate) fn set_tracer(tracer: SdkTracer) {
+    let _ = TRACER.set(tracer);
+}
+
+pub(crate) fn tracer() -> Option<&'static SdkTracer> {
+    TRACER.get()
+}
+
+/// The OpenTelemetry context of the code running now: the current `tracing` span's if it is
+/// part of a trace, otherwise the attached OpenTelemetry context (inside a SERVER span but
+/// outside any span of the handler's own).
+pub(crate) fn current_context() -> Context {
+    let span = tracing::Span::current();
+    if !span.is_none() {
+        let context = span.context();
+        if context.span().span_context().is_valid() {
+            return context;
+        }
+    }
+    Context::current()
+}
+
+/// `future`, kept in the trace of the code that calls this, wherever it is polled: for a task
+/// handed to `tokio::spawn` (or a `TaskTracker`), which would otherwise start a trace of its
+/// own. It carries both the current `tracing` span and the OpenTelemetry context.
+pub fn in_current_trace<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    future.in_current_span().with_context(Context::current())
+}
