@@ -91,6 +91,22 @@ async fn every_log_line_of_a_request_arrives_over_both_transports_with_its_trace
             .expect("reserve_stock");
         assert_eq!(reserved.span_id, reserve_stock.span_id);
         assert_eq!(reserved.attributes["item"], "book", "{reserved:?}");
+        // Written by a handler that opens no span of its own: the line belongs to the SERVER
+        // span, an OpenTelemetry span known only through the attached context.
+        for (service, message, server_span) in [
+            ("payment-service", "charged", "POST /charges"),
+            ("notification-service", "notification sent", "POST /notify"),
+        ] {
+            let line = logs
+                .iter()
+                .find(|l| l.service_name == service && l.body == message)
+                .unwrap_or_else(|| panic!("{otlp:?}: no {message:?} of the trace: {logs:?}"));
+            let span = spans
+                .iter()
+                .find(|s| s.service_name == service && s.name == server_span)
+                .unwrap_or_else(|| panic!("{otlp:?}: no {server_span}"));
+            assert_eq!(line.span_id, span.span_id, "{otlp:?}: {line:?}");
+        }
     }
 }
 

@@ -91,8 +91,13 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
 }
 
 /// Wraps the appender so that each event is emitted with its span's OpenTelemetry context
-/// current (see the module documentation).
+/// current (see the module documentation), and never a line of the exporters' own crates: a
+/// record about an export would be exported, and so on.
 pub struct WithSpanContext<L>(pub L);
+
+/// Crates whose lines stay on stdout: the exporters' transports and the SDK. A prefix, as an
+/// `EnvFilter` directive matches (`hyper` covers `hyper_util`, `tower` covers `tower_http`).
+const NEVER_EXPORTED: [&str; 6] = ["hyper", "h2", "tonic", "tower", "reqwest", "opentelemetry"];
 
 impl<S, L> Layer<S> for WithSpanContext<L>
 where
@@ -100,6 +105,13 @@ where
     L: Layer<S>,
 {
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        let target = event.metadata().target();
+        if NEVER_EXPORTED
+            .iter()
+            .any(|crate_name| target.starts_with(crate_name))
+        {
+            return;
+        }
         match crate::subscriber::event_span_context(event) {
             Some(span_context) => {
                 let _attached = opentelemetry::Context::new()

@@ -58,18 +58,13 @@ pub fn install(
     // Validated in `TelemetryConfig`, so this fallback is unreachable in practice.
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
 
-    // The same lines as stdout, over OTLP. The exporters' own crates never: a record about an
-    // export would be exported, and so on.
+    // The same lines as stdout, over OTLP (the exporters' own crates' lines excepted, in
+    // `WithSpanContext`). One filtered layer for both: each layer with a filter of its own is
+    // asked, at every enter, exit and close of every span, whether it sees that span.
     let exported_logs = logger.map(|logger| {
-        let quiet = EnvFilter::try_new(format!(
-            "{},hyper=off,h2=off,tonic=off,tower=off,reqwest=off,opentelemetry=off",
-            config.log_filter
-        ))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
         crate::logs::WithSpanContext(
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(logger),
         )
-        .with_filter(quiet.and(events_only()))
     });
 
     tracing_subscriber::registry()
@@ -78,8 +73,10 @@ pub fn install(
         // creation and again at each `record`, for lines that print none of them (measured:
         // a quarter of inventory-service's instructions at `RUST_LOG=info`). The ids come from
         // the OpenTelemetry layer instead.
-        .with(logs.with_filter(filter.and(events_only())))
-        .with(exported_logs)
+        .with(
+            logs.and_then(exported_logs)
+                .with_filter(filter.and(events_only())),
+        )
         .try_init()?;
     tracing::dispatcher::get_default(|dispatch| {
         let _ = GLOBAL_DISPATCH.set(dispatch.downgrade());

@@ -29,8 +29,12 @@ use loadgen::{
 #[derive(Debug, Parser)]
 struct Args {
     /// Seconds of each closed-loop run.
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Runs of each row, taken in turn (every row once, then again): each figure printed is
+    /// the median of the runs, and the CPU column shows their spread.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
     /// Requests in flight at the seed's load (its `wrk` ran 16 connections).
     #[arg(long, default_value_t = 16)]
     seed_concurrency: usize,
@@ -266,6 +270,38 @@ struct Measured {
     errors: u64,
 }
 
+impl Measured {
+    /// Each figure's median over `runs` (the RSS of the run with the median CPU).
+    fn median(runs: &[Measured]) -> Measured {
+        let mid = |f: fn(&Measured) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let cpu = mid(|m| m.cpu_ms_per_order);
+        let typical = runs
+            .iter()
+            .find(|m| m.cpu_ms_per_order == cpu)
+            .unwrap_or(&runs[0]);
+        Measured {
+            name: typical.name,
+            throughput: mid(|m| m.throughput),
+            p50_ms: mid(|m| m.p50_ms),
+            p99_ms: mid(|m| m.p99_ms),
+            cpu_ms_per_order: cpu,
+            rss_load: typical.rss_load.clone(),
+            errors: runs.iter().map(|m| m.errors).sum(),
+        }
+    }
+}
+
+/// The lowest and highest of `values`.
+fn spread(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| {
+        (low.min(v), high.max(v))
+    })
+}
+
 /// One closed-loop run of `load` against `binaries` started with `env`.
 async fn throughput(
     name: &'static str,
@@ -380,8 +416,8 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "bench: {cores} cores; closed loop, {} s per row; fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row\n",
-        args.seconds
+        "bench: {cores} cores; closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row\n",
+        args.seconds, args.rounds
     );
     let store = match trace_store::start_local().await {
         Ok(store) => store,
@@ -462,25 +498,33 @@ async fn main() -> ExitCode {
             }
         );
         println!(
-            "{:<17} {:>9} {:>8} {:>8} {:>11} {:>10} {:>24} {:>7}",
+            "{:<17} {:>9} {:>8} {:>8} {:>11} {:>13} {:>10} {:>24} {:>7}",
             "configuration",
             "orders/s",
             "p50 ms",
             "p99 ms",
             "CPU ms/ord",
+            "CPU spread",
             "µs/span",
             "RSS load MiB (o,i,p,n)",
             "errors"
         );
-        let mut baseline = None;
-        for (name, binaries, env) in &configurations {
-            let m = match throughput(name, *binaries, env, load, args.seconds).await {
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("bench: {name}: {e}");
-                    return ExitCode::FAILURE;
+        let mut runs: Vec<Vec<Measured>> = configurations.iter().map(|_| Vec::new()).collect();
+        for _ in 0..args.rounds {
+            for ((name, binaries, env), row) in configurations.iter().zip(&mut runs) {
+                match throughput(name, *binaries, env, load, args.seconds).await {
+                    Ok(m) => row.push(m),
+                    Err(e) => {
+                        eprintln!("bench: {name}: {e}");
+                        return ExitCode::FAILURE;
+                    }
                 }
-            };
+            }
+        }
+        let mut baseline = None;
+        for row in &runs {
+            let m = Measured::median(row);
+            let (low, high) = spread(row.iter().map(|r| r.cpu_ms_per_order));
             if m.name == "no telemetry" {
                 baseline = Some(m.cpu_ms_per_order);
             }
@@ -493,12 +537,13 @@ async fn main() -> ExitCode {
                 _ => "-".to_owned(),
             };
             println!(
-                "{:<17} {:>9.0} {:>8.2} {:>8.2} {:>11.3} {:>10} {:>24} {:>7}",
+                "{:<17} {:>9.0} {:>8.2} {:>8.2} {:>11.3} {:>13} {:>10} {:>24} {:>7}",
                 m.name,
                 m.throughput,
                 m.p50_ms,
                 m.p99_ms,
                 m.cpu_ms_per_order,
+                format!("{low:.3}–{high:.3}"),
                 per_span,
                 order_first(&m.rss_load),
                 m.errors
