@@ -20,6 +20,8 @@ use std::{
 };
 
 use clap::Parser;
+
+mod instructions;
 use loadgen::{
     drive::{Plan, Target, run},
     mix::Mix,
@@ -47,6 +49,13 @@ struct Args {
     /// Seconds of each sustained run; 0 skips them.
     #[arg(long, default_value_t = 60.0)]
     sustained_seconds: f64,
+    /// Instead of the tables, count the instructions each row runs per order, every process
+    /// under valgrind's callgrind (repeatable where CPU time is not; needs `valgrind`).
+    #[arg(long)]
+    instructions: bool,
+    /// Orders of each row with `--instructions`, sent at 10 a second.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=100_000))]
+    instruction_orders: u64,
 }
 
 const SERVICES: [&str; 4] = [
@@ -91,6 +100,16 @@ struct Services {
 
 impl Services {
     async fn start(binaries: Binaries, env: &[(&str, String)]) -> Result<Self, String> {
+        Self::start_under(binaries, env, None).await
+    }
+
+    /// [`Services::start`], each process under callgrind writing to `callgrind_dir` when given
+    /// (`instructions`).
+    async fn start_under(
+        binaries: Binaries,
+        env: &[(&str, String)],
+        callgrind_dir: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
         let dir = std::env::current_exe()
             .ok()
             .and_then(|e| e.parent().map(PathBuf::from))
@@ -99,15 +118,15 @@ impl Services {
         let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
         let mut children = Vec::new();
         for (i, name) in SERVICES.iter().enumerate() {
-            let mut command = match binaries {
-                Binaries::Services => Command::new(dir.join(name)),
-                Binaries::Bare => {
-                    let mut command = Command::new(dir.join("bare-hops"));
-                    command.arg(BARE_ROLES[i]);
-                    command
-                }
+            let (binary, role) = match binaries {
+                Binaries::Services => (dir.join(name), None),
+                Binaries::Bare => (dir.join("bare-hops"), Some(BARE_ROLES[i])),
             };
-            let binary = command.get_program().to_owned();
+            let mut command = match callgrind_dir {
+                None => Command::new(&binary),
+                Some(out) => instructions::under_callgrind(&binary, &out.join(name)),
+            };
+            command.args(role);
             let child = command
                 .env("HOST", "127.0.0.1")
                 .env("PORT", ports[i].to_string())
@@ -139,7 +158,9 @@ impl Services {
         for (i, name) in SERVICES.iter().enumerate() {
             let health = format!("{}/health", url(i));
             let mut healthy = false;
-            for _ in 0..200 {
+            // Under callgrind a process starts several times slower.
+            let tries = if callgrind_dir.is_some() { 1200 } else { 200 };
+            for _ in 0..tries {
                 if http
                     .get(&health)
                     .send()
@@ -216,14 +237,19 @@ impl Services {
     }
 
     /// SIGTERM (so spans are flushed), then up to 10 s for each to exit; Drop kills the rest.
-    fn stop(mut self) {
+    fn stop(self) {
+        self.stop_within(Duration::from_secs(10));
+    }
+
+    /// [`Services::stop`], waiting up to `limit`.
+    fn stop_within(mut self, limit: Duration) {
         for (_, child) in &self.children {
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + limit;
         for (_, child) in &mut self.children {
             while std::time::Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(20));
@@ -414,11 +440,6 @@ fn order_first(v: &[f64]) -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!(
-        "bench: {cores} cores; closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row\n",
-        args.seconds, args.rounds
-    );
     let store = match trace_store::start_local().await {
         Ok(store) => store,
         Err(e) => {
@@ -474,6 +495,14 @@ async fn main() -> ExitCode {
             ],
         ),
     ];
+    if args.instructions {
+        return instructions::run_all(&configurations, args.instruction_orders).await;
+    }
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "bench: {cores} cores; closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row\n",
+        args.seconds, args.rounds
+    );
     let loads = [
         Load {
             name: "seed's load",
@@ -521,19 +550,28 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        let mut baseline = None;
+        let mut baseline: Option<&[Measured]> = None;
         for row in &runs {
             let m = Measured::median(row);
             let (low, high) = spread(row.iter().map(|r| r.cpu_ms_per_order));
             if m.name == "no telemetry" {
-                baseline = Some(m.cpu_ms_per_order);
+                baseline = Some(row);
             }
-            // CPU added per span against no telemetry; meaningless for the rows before it.
+            // CPU added per span against no telemetry, paired by round (the machine drifts
+            // more between rounds than within one); meaningless for the rows before it.
             let per_span = match baseline {
-                Some(base) if m.name != "no telemetry" => format!(
-                    "{:.1}",
-                    (m.cpu_ms_per_order - base) * 1000.0 / SPANS_PER_ORDER as f64
-                ),
+                Some(base) if m.name != "no telemetry" => {
+                    let mut added: Vec<f64> = row
+                        .iter()
+                        .zip(base)
+                        .map(|(r, b)| {
+                            (r.cpu_ms_per_order - b.cpu_ms_per_order) * 1000.0
+                                / SPANS_PER_ORDER as f64
+                        })
+                        .collect();
+                    added.sort_by(f64::total_cmp);
+                    format!("{:.1}", added[added.len() / 2])
+                }
                 _ => "-".to_owned(),
             };
             println!(

@@ -1,0 +1,171 @@
+//! `bench --instructions`: what each row costs in instructions, counted by valgrind's
+//! callgrind, which gives the same count run after run where CPU time on a shared machine
+//! swings by tens of percent.
+//!
+//! Each row runs twice: once with the orders, once idle for as long, both with the same
+//! start-up, warm-up and shutdown. The difference of the two counts at exit, divided by the
+//! orders, is the cost of one order alone: handling, spans, logs and export (each run waits
+//! for the batch processors' 5 s timer to ship every span before it stops). Kernel time (the
+//! syscalls of each hop) is not counted: this is the user-space part of the cost.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    time::Duration,
+};
+
+use loadgen::drive::{Plan, run};
+
+use super::{Configuration, SERVICES, SPANS_PER_ORDER, Services, fast_orders};
+
+/// Orders a second under callgrind: the four processes run ~10–50 times slower.
+const RATE: f64 = 10.0;
+
+/// Longer than the batch processors' schedule (5 s for spans, 1 s for logs).
+const EXPORT_WAIT: Duration = Duration::from_secs(7);
+
+/// `binary` under callgrind, its counts written to `out` at exit.
+pub(super) fn under_callgrind(binary: &Path, out: &Path) -> Command {
+    let mut command = Command::new("valgrind");
+    command
+        .arg("--tool=callgrind")
+        .arg("--dump-instr=no")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(binary);
+    command
+}
+
+/// Every row, one after the other; prints instructions per order for each process.
+pub(super) async fn run_all(configurations: &[Configuration], orders: u64) -> ExitCode {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("bench: --instructions needs valgrind (apt-get install -y valgrind)");
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "bench --instructions: {orders} fast orders per row at {RATE}/s, every process under callgrind; instructions per order (user space only), added per span against no telemetry ({SPANS_PER_ORDER} spans an order)\n"
+    );
+    println!(
+        "{:<17} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "configuration", "order", "inventory", "payment", "notification", "total", "per span"
+    );
+    let mut baseline = None;
+    for (name, binaries, env) in configurations {
+        let counts = match count(*binaries, env, orders).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                eprintln!("bench: {name}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // SERVICES order: inventory, payment, notification, order.
+        let per_order = counts;
+        let total: f64 = per_order.iter().sum();
+        if *name == "no telemetry" {
+            baseline = Some(total);
+        }
+        let per_span = match baseline {
+            Some(base) if *name != "no telemetry" => {
+                format!("{:.0}", (total - base) / SPANS_PER_ORDER as f64)
+            }
+            _ => "-".to_owned(),
+        };
+        println!(
+            "{:<17} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12}",
+            name, per_order[3], per_order[0], per_order[1], per_order[2], total, per_span
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Instructions per order of each process (in [`SERVICES`] order).
+async fn count(
+    binaries: super::Binaries,
+    env: &[(&'static str, String)],
+    orders: u64,
+) -> Result<Vec<f64>, String> {
+    let loaded = count_run(binaries, env, orders, orders).await?;
+    let idle = count_run(binaries, env, orders, 0).await?;
+    Ok(loaded
+        .iter()
+        .zip(&idle)
+        .map(|(l, i)| (*l as f64 - *i as f64) / orders as f64)
+        .collect())
+}
+
+/// Instructions of each process for a run of `slots` tenths of a second in which `orders`
+/// (0 or `slots`) orders are sent.
+async fn count_run(
+    binaries: super::Binaries,
+    env: &[(&'static str, String)],
+    slots: u64,
+    orders: u64,
+) -> Result<Vec<u64>, String> {
+    let dir = tempdir()?;
+    let mut env = env.to_vec();
+    env.push(("INVENTORY_LOOKUP_SCALE", "0".into()));
+    let services = Services::start_under(binaries, &env, Some(&dir)).await?;
+    let (target, fast) = fast_orders(&services)?;
+    let warm_up = Duration::from_secs(2);
+    run(
+        target.clone(),
+        Plan::Open { rate: RATE },
+        warm_up,
+        &fast,
+        |_, _| {},
+    )
+    .await;
+    tokio::time::sleep(EXPORT_WAIT).await;
+    let duration = Duration::from_secs_f64(slots as f64 / RATE);
+    if orders > 0 {
+        let stats = run(
+            target,
+            Plan::Open { rate: RATE },
+            duration,
+            &fast,
+            |_, _| {},
+        )
+        .await;
+        let report = stats.report(duration);
+        if report.errors > 0 || report.requests != orders {
+            return Err(format!(
+                "{} of {orders} orders sent, {} failed: the count would not be per order",
+                report.requests, report.errors
+            ));
+        }
+    } else {
+        tokio::time::sleep(duration).await;
+    }
+    tokio::time::sleep(EXPORT_WAIT).await;
+    services.stop_within(Duration::from_secs(60));
+    let counts = SERVICES
+        .iter()
+        .map(|name| totals(&dir.join(name)))
+        .collect::<Result<Vec<_>, _>>();
+    let _ = std::fs::remove_dir_all(&dir);
+    counts
+}
+
+/// The `totals:` (or `summary:`) line of a callgrind output file.
+fn totals(path: &Path) -> Result<u64, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("totals:")
+                .or_else(|| line.strip_prefix("summary:"))
+        })
+        .and_then(|n| n.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("{}: no totals line", path.display()))
+}
+
+/// A fresh directory for one row's output files.
+fn tempdir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "bench-callgrind-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
