@@ -3,8 +3,8 @@
 //! The SERVER and CLIENT spans (`server`, `client`) are made with the OpenTelemetry API
 //! directly: they are the widest and busiest spans of a request (a dozen attributes, a poll of
 //! the whole handler or of the whole call each time it wakes), and as `tracing` spans they went
-//! through the registry and every layer at each of those polls (BENCHMARKS.md, "Where the cost
-//! went"). The spans a handler opens with `#[instrument]` or `info_span!` stay `tracing` spans.
+//! through the registry and every layer at each of those polls (BENCHMARKS.md, "What changed,
+//! and what was traded away"). The spans a handler opens with `#[instrument]` or `info_span!` stay `tracing` spans.
 //!
 //! The two are joined through the OpenTelemetry context: the SERVER span's context is attached
 //! around each poll of its handler, and tracing-opentelemetry takes it as the parent of a span

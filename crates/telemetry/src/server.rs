@@ -1,5 +1,7 @@
 //! Server side: the SERVER span of every request, continued from the caller's headers.
 
+use std::time::Instant;
+
 use axum::{
     Router,
     extract::{MatchedPath, Request},
@@ -7,8 +9,6 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use std::time::Instant;
-
 use opentelemetry::{
     KeyValue,
     context::FutureExt as _,
@@ -48,7 +48,7 @@ async fn server_span(request: Request, next: Next) -> Response {
     if UNTRACED_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let method = crate::metrics::method_label(request.method().as_str());
     let route = request
         .extensions()

@@ -102,9 +102,9 @@ static GLOBAL_DISPATCH: OnceLock<WeakDispatch> = OnceLock::new();
 /// `span_id` fields are what log backends (Loki's derived fields, for one) link to traces by.
 ///
 /// The log layer sees no spans (see [`install`]), so its own context has no current span; the
-/// registry's has, and so does an event's explicit parent.
-/// A line written inside a SERVER span but in no span of the handler's own has the SERVER
-/// span's ids, from the attached OpenTelemetry context (`context`).
+/// registry's has, and so does an event's explicit parent. A line written inside a SERVER span
+/// but in no span of the handler's own has the SERVER span's ids, from the attached
+/// OpenTelemetry context (`context`).
 pub(crate) fn event_span_context(event: &tracing::Event<'_>) -> Option<SpanContext> {
     let dispatch = GLOBAL_DISPATCH.get()?.upgrade()?;
     let id = match event.parent() {

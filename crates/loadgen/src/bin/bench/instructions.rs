@@ -50,15 +50,14 @@ pub(super) async fn run_all(configurations: &[Configuration], orders: u64) -> Ex
     );
     let mut baseline = None;
     for (name, binaries, env) in configurations {
-        let counts = match count(*binaries, env, orders).await {
-            Ok(counts) => counts,
+        // SERVICES order: inventory, payment, notification, order.
+        let per_order = match count(*binaries, env, orders).await {
+            Ok(per_order) => per_order,
             Err(e) => {
                 eprintln!("bench: {name}: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        // SERVICES order: inventory, payment, notification, order.
-        let per_order = counts;
         let total: f64 = per_order.iter().sum();
         if *name == "no telemetry" {
             baseline = Some(total);
@@ -101,9 +100,22 @@ async fn count_run(
     orders: u64,
 ) -> Result<Vec<u64>, String> {
     let dir = tempdir()?;
+    let counts = count_in(&dir, binaries, env, slots, orders).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    counts
+}
+
+/// [`count_run`], its callgrind files in `dir`.
+async fn count_in(
+    dir: &Path,
+    binaries: super::Binaries,
+    env: &[(&'static str, String)],
+    slots: u64,
+    orders: u64,
+) -> Result<Vec<u64>, String> {
     let mut env = env.to_vec();
     env.push(("INVENTORY_LOOKUP_SCALE", "0".into()));
-    let services = Services::start_under(binaries, &env, Some(&dir)).await?;
+    let services = Services::start_under(binaries, &env, Some(dir)).await?;
     let (target, fast) = fast_orders(&services)?;
     let warm_up = Duration::from_secs(2);
     run(
@@ -137,12 +149,10 @@ async fn count_run(
     }
     tokio::time::sleep(EXPORT_WAIT).await;
     services.stop_within(Duration::from_secs(60));
-    let counts = SERVICES
+    SERVICES
         .iter()
         .map(|name| totals(&dir.join(name)))
-        .collect::<Result<Vec<_>, _>>();
-    let _ = std::fs::remove_dir_all(&dir);
-    counts
+        .collect()
 }
 
 /// The `totals:` (or `summary:`) line of a callgrind output file.
