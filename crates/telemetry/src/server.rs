@@ -183,16 +183,6 @@ fn protocol_version(version: axum::http::Version) -> &'static str {
     }
 }
 
-/// The hex trace id of the code running now, if it belongs to a trace.
-pub fn current_trace_id() -> Option<String> {
-    let context = crate::context::current_context();
-    let span = context.span();
-    let span_context = span.span_context();
-    span_context
-        .is_valid()
-        .then(|| span_context.trace_id().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::redact_query;

@@ -19,6 +19,23 @@ async fn start() -> (TraceStore, String, String) {
     (local.store, grpc_url, http_url)
 }
 
+/// `post` (a body and its content type to one receiver): bytes that are no protobuf get 400,
+/// a JSON body 415.
+async fn refuses_garbage_and_json<F, Fut>(post: &F)
+where
+    F: Fn(Vec<u8>, &'static str) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let garbage = post(vec![0xff; 64], "application/x-protobuf")
+        .await
+        .expect("answer");
+    assert_eq!(garbage.status(), 400);
+    let wrong_type = post(b"{}".to_vec(), "application/json")
+        .await
+        .expect("answer");
+    assert_eq!(wrong_type.status(), 415);
+}
+
 fn request(trace: u8, spans: &[(u8, Option<u8>, &str)]) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
@@ -108,14 +125,7 @@ async fn garbage_is_refused_and_the_store_keeps_serving() {
             .body(body)
             .send()
     };
-    let garbage = post(vec![0xff; 64], "application/x-protobuf")
-        .await
-        .expect("answer");
-    assert_eq!(garbage.status(), 400);
-    let wrong_type = post(b"{}".to_vec(), "application/json")
-        .await
-        .expect("answer");
-    assert_eq!(wrong_type.status(), 415);
+    refuses_garbage_and_json(&post).await;
     let good = post(
         request(2, &[(1, None, "after")]).encode_to_vec(),
         "application/x-protobuf",
@@ -189,14 +199,7 @@ async fn garbage_log_exports_and_bad_log_queries_are_refused_and_the_store_keeps
             .body(body)
             .send()
     };
-    let garbage = post(vec![0xff; 64], "application/x-protobuf")
-        .await
-        .expect("answer");
-    assert_eq!(garbage.status(), 400);
-    let wrong_type = post(b"{}".to_vec(), "application/json")
-        .await
-        .expect("answer");
-    assert_eq!(wrong_type.status(), 415);
+    refuses_garbage_and_json(&post).await;
     let record = ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             scope_logs: vec![ScopeLogs {

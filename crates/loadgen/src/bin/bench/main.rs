@@ -372,6 +372,23 @@ async fn throughput(
     })
 }
 
+/// The environment of services exporting spans to `receiver` over `protocol`, and log
+/// records too when `logs`.
+fn exporting(
+    receiver: std::net::SocketAddr,
+    protocol: &str,
+    logs: bool,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{receiver}")),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
+    ];
+    if !logs {
+        env.push(("OTEL_LOGS_EXPORTER", "none".to_owned()));
+    }
+    env
+}
+
 /// What a sustained run found.
 struct Sustained {
     created: u64,
@@ -388,19 +405,17 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
     let local = trace_store::serve_local(trace_store::TraceStore::with_capacity(usize::MAX))
         .await
         .map_err(|e| e.to_string())?;
-    let endpoint = match protocol {
-        "grpc" => format!("http://{}", local.grpc),
-        _ => format!("http://{}", local.http),
+    let receiver = match protocol {
+        "grpc" => local.grpc,
+        _ => local.http,
     };
-    let env = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
+    let mut env = exporting(receiver, protocol, false);
+    env.extend([
         ("INVENTORY_LOOKUP_SCALE", "0".to_owned()),
         // At the default level the four processes, the store and the load generator together
         // top out below this rate on two cores; the question here is the exporter, not logs.
         ("RUST_LOG", "warn".to_owned()),
-        ("OTEL_LOGS_EXPORTER", "none".to_owned()),
-    ];
+    ]);
     let services = Services::start(Binaries::Services, &env).await?;
     let (target, fast) = fast_orders(&services)?;
     let cpu_before = services.cpu_seconds();
@@ -464,37 +479,17 @@ async fn main() -> ExitCode {
         (
             "spans, gRPC",
             Binaries::Services,
-            vec![
-                (
-                    "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    format!("http://{}", store.grpc),
-                ),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
-                ("OTEL_LOGS_EXPORTER", "none".into()),
-            ],
+            exporting(store.grpc, "grpc", false),
         ),
         (
             "spans, HTTP",
             Binaries::Services,
-            vec![
-                (
-                    "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    format!("http://{}", store.http),
-                ),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
-                ("OTEL_LOGS_EXPORTER", "none".into()),
-            ],
+            exporting(store.http, "http/protobuf", false),
         ),
         (
             "spans+logs, gRPC",
             Binaries::Services,
-            vec![
-                (
-                    "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    format!("http://{}", store.grpc),
-                ),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
-            ],
+            exporting(store.grpc, "grpc", true),
         ),
     ];
     if args.instructions {
