@@ -162,7 +162,11 @@ async fn failed_requests_carry_error_type_on_server_and_client_spans() {
     let trace = system
         .store
         .wait_for(&trace_id, Duration::from_secs(10), |spans| {
+            // The SERVER span ends after the order's steps, and may come in a later batch.
             spans.iter().any(|s| s.name == "release_inventory")
+                && spans
+                    .iter()
+                    .any(|s| s.kind == SpanKind::Server && s.service_name == "order-service")
         })
         .await;
     let server = server_span(&trace, "order-service");
