@@ -44,8 +44,13 @@ fn string(value: &str) -> Option<AttributeValue> {
     Some(AttributeValue::String(value.to_owned()))
 }
 
-async fn quantity_two_order_produces_the_spec_trace(otlp: Otlp) {
-    let system = System::builder().otlp(otlp).start().await;
+/// `exporter` is `TELEMETRY_EXPORTER`: this project's exporters or opentelemetry-otlp's.
+async fn quantity_two_order_produces_the_spec_trace(otlp: Otlp, exporter: &str) {
+    let system = System::builder()
+        .otlp(otlp)
+        .env("TELEMETRY_EXPORTER", exporter)
+        .start()
+        .await;
     let answer = system
         .post_order(json!({"item": "book", "quantity": 2, "price": 9.99}))
         .await;
@@ -168,14 +173,22 @@ async fn quantity_two_order_produces_the_spec_trace(otlp: Otlp) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quantity_two_order_is_one_trace_across_four_services_over_otlp_grpc() {
-    quantity_two_order_produces_the_spec_trace(Otlp::Grpc).await;
+    quantity_two_order_produces_the_spec_trace(Otlp::Grpc, "direct").await;
 }
 
 /// Also catches the exporter whose HTTP client needs a reactor on the batch processor's own
 /// thread: with it, nothing at all arrives over HTTP.
 #[tokio::test(flavor = "multi_thread")]
 async fn quantity_two_order_is_one_trace_across_four_services_over_otlp_http_protobuf() {
-    quantity_two_order_produces_the_spec_trace(Otlp::HttpProtobuf).await;
+    quantity_two_order_produces_the_spec_trace(Otlp::HttpProtobuf, "direct").await;
+}
+
+/// The same tree, attributes and resource through opentelemetry-otlp's exporters, over both
+/// transports: what the project's own exporters replace for cost arrives the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn quantity_two_order_is_the_same_trace_through_opentelemetry_otlp_s_exporters() {
+    quantity_two_order_produces_the_spec_trace(Otlp::Grpc, "opentelemetry-otlp").await;
+    quantity_two_order_produces_the_spec_trace(Otlp::HttpProtobuf, "opentelemetry-otlp").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

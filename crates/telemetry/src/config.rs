@@ -43,6 +43,16 @@ pub enum Protocol {
     HttpProtobuf,
 }
 
+/// Which OTLP exporter sends spans and log records (`TELEMETRY_EXPORTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExporterKind {
+    /// This crate's (`direct`, the default): each batch encoded in one pass from the SDK's
+    /// records, the same bytes for a fraction of the CPU (BENCHMARKS.md).
+    Direct,
+    /// opentelemetry-otlp 0.33's own exporters (`opentelemetry-otlp`), for comparison.
+    OpentelemetryOtlp,
+}
+
 /// What a service is, as its `main` knows it.
 #[derive(Debug, Clone)]
 pub struct ServiceInfo {
@@ -89,7 +99,23 @@ pub struct TelemetryConfig {
     /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` (default [`DEFAULT_ATTRIBUTE_VALUE_LIMIT`]): string
     /// values longer than this, in bytes, are cut before export.
     pub attribute_value_limit: usize,
+    /// How requests to the collector are made, for both signals.
+    pub export: ExportSettings,
+    /// `TELEMETRY_EXPORTER`: `direct` (the default) or `opentelemetry-otlp`.
+    pub exporter: ExporterKind,
 }
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT` and `_COMPRESSION`.
+#[derive(Debug, Clone)]
+pub struct ExportSettings {
+    /// Sent with every export request (gRPC metadata or HTTP headers).
+    pub headers: http::HeaderMap,
+    /// One export's limit, retries included (default [`DEFAULT_EXPORT_TIMEOUT`]).
+    pub timeout: std::time::Duration,
+}
+
+/// The specification's default for `OTEL_EXPORTER_OTLP_TIMEOUT`.
+pub const DEFAULT_EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The batch processor's queue size when `OTEL_BSP_MAX_QUEUE_SIZE` is unset (the SDK's).
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
@@ -181,6 +207,40 @@ impl TelemetryConfig {
             "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
         )?
         .unwrap_or(DEFAULT_ATTRIBUTE_VALUE_LIMIT);
+        let export = ExportSettings {
+            headers: match get("OTEL_EXPORTER_OTLP_HEADERS") {
+                Some(raw) => parse_headers(&raw)?,
+                None => http::HeaderMap::new(),
+            },
+            timeout: positive(
+                get("OTEL_EXPORTER_OTLP_TIMEOUT"),
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            )?
+            .map_or(DEFAULT_EXPORT_TIMEOUT, |ms| {
+                std::time::Duration::from_millis(ms as u64)
+            }),
+        };
+        match get("OTEL_EXPORTER_OTLP_COMPRESSION").as_deref() {
+            None | Some("none") => {}
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "OTEL_EXPORTER_OTLP_COMPRESSION",
+                    other,
+                    "expected none (no compression is built in: exports stay on the local network)",
+                ));
+            }
+        }
+        let exporter = match get("TELEMETRY_EXPORTER").as_deref() {
+            None | Some("direct") => ExporterKind::Direct,
+            Some("opentelemetry-otlp") => ExporterKind::OpentelemetryOtlp,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "TELEMETRY_EXPORTER",
+                    other,
+                    "expected direct or opentelemetry-otlp",
+                ));
+            }
+        };
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
             return Err(ConfigError::new("RUST_LOG", &log_filter, e.to_string()));
@@ -201,6 +261,8 @@ impl TelemetryConfig {
             tracing_off,
             max_queue_size,
             attribute_value_limit,
+            export,
+            exporter,
         })
     }
 }
@@ -235,6 +297,27 @@ fn parse_resource_attributes(raw: &str) -> Result<BTreeMap<String, String>, Conf
         attributes.insert(key.to_owned(), value.into_owned());
     }
     Ok(attributes)
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` is `name=value` pairs separated by commas, values
+/// percent-encoded, each a valid HTTP header.
+fn parse_headers(raw: &str) -> Result<http::HeaderMap, ConfigError> {
+    let bad = |reason: &str| ConfigError::new("OTEL_EXPORTER_OTLP_HEADERS", raw, reason);
+    let mut headers = http::HeaderMap::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| bad("expected comma-separated name=value pairs"))?;
+        let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| bad("a name is not a valid HTTP header name"))?;
+        let value = percent_encoding::percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| bad("a value is not UTF-8 once percent-decoded"))?;
+        let value = http::HeaderValue::from_str(&value)
+            .map_err(|_| bad("a value holds a character an HTTP header cannot"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// The URL a signal (`traces`, `logs`) goes to. A scheme is required: opentelemetry-otlp 0.33
@@ -392,6 +475,33 @@ mod tests {
     }
 
     #[test]
+    fn export_headers_timeout_and_compression_are_read_and_checked() {
+        let c = config(&[
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20abc, x-tenant=shop",
+            ),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+        ])
+        .unwrap();
+        assert_eq!(c.export.headers["authorization"], "Bearer abc");
+        assert_eq!(c.export.headers["x-tenant"], "shop");
+        assert_eq!(c.export.timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(config(&[]).unwrap().export.timeout, DEFAULT_EXPORT_TIMEOUT);
+        for (variable, value) in [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "bad name=x"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x=line%0Abreak"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ] {
+            let err = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
+    }
+
+    #[test]
     fn endpoint_without_scheme_is_rejected_instead_of_silently_becoming_https() {
         let err = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]).unwrap_err();
         assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_ENDPOINT");
@@ -424,6 +534,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector"),
             ("OTEL_LOGS_EXPORTER", "console"),
             ("OTEL_BLRP_MAX_QUEUE_SIZE", "0"),
+            ("TELEMETRY_EXPORTER", "jaeger"),
         ];
         for (variable, value) in cases {
             let err = config(&[(variable, value)]).unwrap_err();

@@ -67,22 +67,39 @@ fn count_lost(spans: usize, reason: &str) -> u64 {
 /// [`CountingProcessor`] and [`CountingExporter`].
 pub type InFlight = Arc<AtomicUsize>;
 
-/// An exporter that counts the spans of every failed export, and cuts every string value
-/// (attributes, event attributes, status description) to a length limit first: a few large
-/// values (a 16 KiB `User-Agent`, say) could otherwise push one batch past the receiver's
-/// 4 MiB limit, and the whole batch, everyone's spans, would be refused.
+/// Counts `spans` the collector accepted in a batch and then refused (an OTLP partial
+/// success), as failed exports.
+pub(crate) fn count_rejected(spans: i64, reason: &str) {
+    static THROTTLE: Throttle = Throttle(Mutex::new(None));
+    let spans = usize::try_from(spans).unwrap_or(0);
+    let total = count_lost(spans, "export_failed");
+    if THROTTLE.due() {
+        tracing::warn!(
+            dropped = spans,
+            dropped_total = total,
+            error = reason,
+            "the collector refused spans; spans dropped"
+        );
+    }
+}
+
+/// An exporter that counts the spans of every failed export. With a `value_limit`, it first
+/// cuts every string value (attributes, event attributes, status description) to that length,
+/// for opentelemetry-otlp's exporter, which sends them whole (this crate's exporter cuts while
+/// it encodes): a few large values (a 16 KiB `User-Agent`, say) could otherwise push one batch
+/// past the receiver's 4 MiB limit, and the whole batch, everyone's spans, would be refused.
 #[derive(Debug)]
 pub struct CountingExporter<E> {
     inner: E,
     in_flight: InFlight,
-    value_limit: usize,
+    value_limit: Option<usize>,
     throttle: Throttle,
 }
 
 impl<E> CountingExporter<E> {
-    /// Wraps `inner`; each batch it exports leaves `in_flight`; string values longer than
-    /// `value_limit` bytes are cut (at a character boundary).
-    pub fn new(inner: E, in_flight: InFlight, value_limit: usize) -> Self {
+    /// Wraps `inner`; each batch it exports leaves `in_flight`; with a `value_limit`, string
+    /// values longer than that many bytes are cut (at a character boundary).
+    pub fn new(inner: E, in_flight: InFlight, value_limit: Option<usize>) -> Self {
         LazyLock::force(&DROPPED_METRIC);
         Self {
             inner,
@@ -162,8 +179,10 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
 impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
-        for span in &mut batch {
-            limit_values(span, self.value_limit);
+        if let Some(limit) = self.value_limit {
+            for span in &mut batch {
+                limit_values(span, limit);
+            }
         }
         self.in_flight.fetch_sub(
             spans.min(self.in_flight.load(Ordering::Acquire)),

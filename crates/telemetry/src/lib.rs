@@ -8,7 +8,9 @@
 //!
 //! # Layout
 //! - [`config`]: every `OTEL_*` variable (and `SERVICE_NAME`, `RUST_LOG`) parsed and validated.
-//! - `provider`: OTLP exporter (gRPC or HTTP/protobuf), batch processor, sampler, resource.
+//! - `provider`: the tracer provider: exporter, batch processor, sampler, resource.
+//! - `otlp`: the OTLP exporters of spans and log records (gRPC or HTTP/protobuf), encoding each
+//!   batch in one pass; opentelemetry-otlp's with `TELEMETRY_EXPORTER=opentelemetry-otlp`.
 //! - `subscriber`: the OpenTelemetry layer and the JSON log layer, each with its own filter.
 //! - `dropped`: counting spans lost to failed exports (`otel_sdk_spans_dropped_total`).
 //! - `logs`: the log lines as OTLP log records, with their span's ids (`otel_sdk_logs_dropped_total`).
@@ -30,12 +32,13 @@ mod dropped;
 mod errors;
 mod guard;
 mod logs;
+mod otlp;
 mod provider;
 mod server;
 mod subscriber;
 
 pub use client::{HttpClient, http_client};
-pub use config::{ConfigError, Protocol, ServiceInfo, TelemetryConfig};
+pub use config::{ConfigError, ExporterKind, Protocol, ServiceInfo, TelemetryConfig};
 pub use context::in_current_trace;
 pub use errors::{record_error, record_failure};
 pub use guard::{FLUSH_TIMEOUT, TelemetryGuard};

@@ -25,7 +25,6 @@ use opentelemetry::{
     logs::{AnyValue, LogRecord as _},
     trace::TraceContextExt,
 };
-use opentelemetry_otlp::{LogExporter, WithExportConfig};
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
@@ -36,9 +35,12 @@ use opentelemetry_sdk::{
 };
 use tracing_subscriber::{Layer, layer::Context, registry::LookupSpan};
 
+use opentelemetry_otlp::WithExportConfig as _;
+
 use crate::{
-    config::{Protocol, TelemetryConfig},
+    config::{ExporterKind, Protocol, TelemetryConfig},
     metrics::CounterVec,
+    otlp::OtlpLogExporter,
     provider::ExporterError,
 };
 
@@ -57,26 +59,35 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
     if config.tracing_off || config.sdk_disabled || !config.logs_exported {
         return Ok(None);
     }
-    let endpoint = config.logs_endpoint.to_string();
-    let exporter = match config.protocol {
-        Protocol::Grpc => LogExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build(),
-        Protocol::HttpProtobuf => LogExporter::builder()
-            .with_http()
-            .with_endpoint(endpoint.clone())
-            .build(),
-    }
-    .map_err(|source| ExporterError::new(endpoint, source))?;
     LazyLock::force(&DROPPED_METRIC);
+    let endpoint = config.logs_endpoint.to_string();
     let in_flight = Arc::new(AtomicUsize::new(0));
     // The batch processor reads OTEL_BLRP_* itself; the queue bound is needed here too.
-    let processor = BatchLogProcessor::builder(CountingLogExporter {
-        inner: exporter,
-        in_flight: in_flight.clone(),
-    })
-    .build();
+    let (processor, body_limit) = match config.exporter {
+        ExporterKind::Direct => {
+            let inner = OtlpLogExporter::new(config)
+                .map_err(|reason| ExporterError::new(endpoint, reason))?;
+            let counting = CountingLogExporter {
+                inner,
+                in_flight: in_flight.clone(),
+            };
+            (BatchLogProcessor::builder(counting).build(), None)
+        }
+        ExporterKind::OpentelemetryOtlp => {
+            let builder = opentelemetry_otlp::LogExporter::builder();
+            let inner = match config.protocol {
+                Protocol::Grpc => builder.with_tonic().with_endpoint(&endpoint).build(),
+                Protocol::HttpProtobuf => builder.with_http().with_endpoint(&endpoint).build(),
+            }
+            .map_err(|reason| ExporterError::new(endpoint, reason))?;
+            let counting = CountingLogExporter {
+                inner,
+                in_flight: in_flight.clone(),
+            };
+            let limit = Some(config.attribute_value_limit);
+            (BatchLogProcessor::builder(counting).build(), limit)
+        }
+    };
     Ok(Some(
         SdkLoggerProvider::builder()
             .with_resource(crate::provider::resource(config))
@@ -84,7 +95,7 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
                 inner: processor,
                 in_flight,
                 capacity: config.logs_max_queue_size,
-                value_limit: config.attribute_value_limit,
+                body_limit,
             })
             .build(),
     ))
@@ -124,6 +135,12 @@ where
     }
 }
 
+/// Counts `records` the collector accepted in a batch and then refused (an OTLP partial
+/// success), as failed exports.
+pub(crate) fn count_rejected(records: i64) {
+    DROPPED_METRIC.add(&["export_failed"], records as f64);
+}
+
 /// Counts the records of every failed export.
 #[derive(Debug)]
 struct CountingLogExporter<E> {
@@ -157,13 +174,14 @@ impl<E: SdkLogExporter> SdkLogExporter for CountingLogExporter<E> {
 }
 
 /// Keeps the queue bound in front of the batch processor and counts what it drops (the SDK
-/// counts such drops only privately), and cuts a long body to the attribute length limit.
+/// counts such drops only privately). With a `body_limit` (for opentelemetry-otlp's exporter;
+/// this crate's cuts every value while it encodes), a longer body is cut to it.
 #[derive(Debug)]
 struct CountingLogProcessor<P> {
     inner: P,
     in_flight: Arc<AtomicUsize>,
     capacity: usize,
-    value_limit: usize,
+    body_limit: Option<usize>,
 }
 
 impl<P: LogProcessor> LogProcessor for CountingLogProcessor<P> {
@@ -173,10 +191,11 @@ impl<P: LogProcessor> LogProcessor for CountingLogProcessor<P> {
             DROPPED_METRIC.add(&["queue_full"], 1.0);
             return;
         }
-        if let Some(AnyValue::String(body)) = record.body()
-            && body.as_str().len() > self.value_limit
+        if let Some(limit) = self.body_limit
+            && let Some(AnyValue::String(body)) = record.body()
+            && body.as_str().len() > limit
         {
-            let cut = crate::dropped::cut(body.as_str(), self.value_limit).to_owned();
+            let cut = crate::dropped::cut(body.as_str(), limit).to_owned();
             record.set_body(AnyValue::String(cut.into()));
         }
         self.inner.emit(record, scope);

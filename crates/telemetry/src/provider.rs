@@ -2,33 +2,40 @@
 //! logger provider of `logs`).
 
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::{
     Resource,
     trace::{BatchSpanProcessor, SdkTracerProvider},
 };
 
-use crate::config::{Protocol, TelemetryConfig};
+use opentelemetry_otlp::WithExportConfig as _;
+
+use crate::{
+    config::{ExporterKind, Protocol, TelemetryConfig},
+    otlp::OtlpSpanExporter,
+};
 
 /// A failure to build the exporter (a transport that cannot be set up).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the OTLP exporter for {endpoint}: {source}")]
+#[error("cannot build the OTLP exporter for {endpoint}: {reason}")]
 pub struct ExporterError {
     endpoint: String,
-    source: opentelemetry_otlp::ExporterBuildError,
+    reason: String,
 }
 
 impl ExporterError {
-    pub(crate) fn new(endpoint: String, source: opentelemetry_otlp::ExporterBuildError) -> Self {
-        Self { endpoint, source }
+    pub(crate) fn new(endpoint: String, reason: impl std::fmt::Display) -> Self {
+        Self {
+            endpoint,
+            reason: reason.to_string(),
+        }
     }
 }
 
 /// Builds the provider described by `config`.
 ///
-/// The transport is chosen explicitly (`with_tonic` / `with_http`) from the validated protocol,
-/// and the endpoint is passed explicitly, so nothing depends on which variables the SDK happens
-/// to read. The sampler is set in code from our own parse of `OTEL_TRACES_SAMPLER`, because a
+/// The exporter is this crate's own (`otlp`), built from the validated settings, unless
+/// `TELEMETRY_EXPORTER=opentelemetry-otlp` asks for that crate's; its transport is then chosen
+/// explicitly (`with_tonic` / `with_http`) and the endpoint passed explicitly. The sampler is set in code from our own parse of `OTEL_TRACES_SAMPLER`, because a
 /// sampler set in code makes the SDK ignore that variable. The batch processor keeps its
 /// defaults and reads `OTEL_BSP_*` itself; it exports from its own thread, which is why the
 /// HTTP transport is the blocking reqwest client (see the workspace `Cargo.toml`).
@@ -40,25 +47,30 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
         return Ok(builder.build());
     }
     let endpoint = config.traces_endpoint.to_string();
-    let exporter = match config.protocol {
-        Protocol::Grpc => SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build(),
-        Protocol::HttpProtobuf => SpanExporter::builder()
-            .with_http()
-            .with_endpoint(endpoint.clone())
-            .build(),
-    }
-    .map_err(|source| ExporterError { endpoint, source })?;
     let in_flight = crate::dropped::InFlight::default();
     // The batch processor reads OTEL_BSP_* itself; the queue bound is needed here too.
-    let processor = BatchSpanProcessor::builder(crate::dropped::CountingExporter::new(
-        exporter,
-        in_flight.clone(),
-        config.attribute_value_limit,
-    ))
-    .build();
+    let processor = match config.exporter {
+        ExporterKind::Direct => {
+            let exporter = OtlpSpanExporter::new(config)
+                .map_err(|reason| ExporterError::new(endpoint, reason))?;
+            let counting = crate::dropped::CountingExporter::new(exporter, in_flight.clone(), None);
+            BatchSpanProcessor::builder(counting).build()
+        }
+        ExporterKind::OpentelemetryOtlp => {
+            let builder = opentelemetry_otlp::SpanExporter::builder();
+            let exporter = match config.protocol {
+                Protocol::Grpc => builder.with_tonic().with_endpoint(&endpoint).build(),
+                Protocol::HttpProtobuf => builder.with_http().with_endpoint(&endpoint).build(),
+            }
+            .map_err(|reason| ExporterError::new(endpoint, reason))?;
+            let counting = crate::dropped::CountingExporter::new(
+                exporter,
+                in_flight.clone(),
+                Some(config.attribute_value_limit),
+            );
+            BatchSpanProcessor::builder(counting).build()
+        }
+    };
     Ok(builder
         .with_span_processor(crate::dropped::CountingProcessor::new(
             processor,

@@ -1,5 +1,5 @@
-//! The store receives OTLP over gRPC and HTTP/protobuf from the real opentelemetry-otlp
-//! exporter, refuses garbage with the protocol's error, and keeps serving.
+//! The store receives OTLP over gRPC and HTTP/protobuf (requests built with opentelemetry-proto's
+//! types), refuses garbage with the protocol's error, and keeps serving.
 
 mod common;
 

@@ -45,7 +45,7 @@ pub(super) async fn run_all(configurations: &[Configuration], orders: u64) -> Ex
         "bench --instructions: {orders} fast orders per row at {RATE}/s, every process under callgrind; instructions per order (user space only), added per span against no telemetry ({SPANS_PER_ORDER} spans an order)\n"
     );
     println!(
-        "{:<17} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "{:<22} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
         "configuration", "order", "inventory", "payment", "notification", "total", "per span"
     );
     let mut baseline = None;
@@ -69,7 +69,7 @@ pub(super) async fn run_all(configurations: &[Configuration], orders: u64) -> Ex
             _ => "-".to_owned(),
         };
         println!(
-            "{:<17} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12}",
+            "{:<22} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12}",
             name, per_order[3], per_order[0], per_order[1], per_order[2], total, per_span
         );
     }

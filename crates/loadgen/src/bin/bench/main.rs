@@ -6,8 +6,9 @@
 //!
 //! Configurations: a bare axum chain with the same hops (`bare-hops`, the floor), no
 //! telemetry, `OTEL_SDK_DISABLED=true`, spans exported over OTLP/gRPC and over
-//! OTLP/HTTP-protobuf to an in-process trace-store (log records off), and the default: spans
-//! and log records over gRPC. µs/span charges everything added to the spans. Loads: the seed's (16 connections, the
+//! OTLP/HTTP-protobuf to an in-process trace-store (log records off), the default (spans and
+//! log records over gRPC), and the default again through opentelemetry-otlp's exporters
+//! (`TELEMETRY_EXPORTER=opentelemetry-otlp`). µs/span charges everything added to the spans. Loads: the seed's (16 connections, the
 //! simulated latency on) and saturation (64 in flight, the simulated latency off).
 //!
 //! Run: `cargo build --release --workspace && target/release/bench` (see BENCHMARKS.md).
@@ -464,7 +465,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let configurations: [Configuration; 6] = [
+    let mut through_the_crate = exporting(store.grpc, "grpc", true);
+    through_the_crate.push(("TELEMETRY_EXPORTER", "opentelemetry-otlp".into()));
+    let configurations: [Configuration; 7] = [
         ("bare axum hops", Binaries::Bare, Vec::new()),
         (
             "no telemetry",
@@ -491,13 +494,18 @@ async fn main() -> ExitCode {
             Binaries::Services,
             exporting(store.grpc, "grpc", true),
         ),
+        (
+            "spans+logs, otlp crate",
+            Binaries::Services,
+            through_the_crate,
+        ),
     ];
     if args.instructions {
         return instructions::run_all(&configurations, args.instruction_orders).await;
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "bench: {cores} cores; closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row\n",
+        "bench: {cores} cores; closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp)\n",
         args.seconds, args.rounds
     );
     let loads = [
@@ -524,7 +532,7 @@ async fn main() -> ExitCode {
             }
         );
         println!(
-            "{:<17} {:>9} {:>8} {:>8} {:>11} {:>13} {:>10} {:>24} {:>7}",
+            "{:<22} {:>9} {:>8} {:>8} {:>11} {:>13} {:>10} {:>24} {:>7}",
             "configuration",
             "orders/s",
             "p50 ms",
@@ -572,7 +580,7 @@ async fn main() -> ExitCode {
                 _ => "-".to_owned(),
             };
             println!(
-                "{:<17} {:>9.0} {:>8.2} {:>8.2} {:>11.3} {:>13} {:>10} {:>24} {:>7}",
+                "{:<22} {:>9.0} {:>8.2} {:>8.2} {:>11.3} {:>13} {:>10} {:>24} {:>7}",
                 m.name,
                 m.throughput,
                 m.p50_ms,

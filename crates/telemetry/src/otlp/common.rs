@@ -1,0 +1,102 @@
+//! The messages of `opentelemetry/proto/common/v1` and `resource/v1` that spans and log records
+//! share: attributes, the instrumentation scope and the resource, written the way
+//! opentelemetry-proto 0.33's `transform::common` converts them, with every string value cut to
+//! the attribute length limit on the way.
+
+use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
+use opentelemetry_sdk::Resource;
+
+use super::wire::Writer;
+use crate::dropped::cut;
+
+/// `KeyValue.key`, `KeyValue.value`.
+const KEY: u32 = 1;
+const VALUE: u32 = 2;
+
+/// The `AnyValue` oneof members used here.
+pub(crate) const STRING_VALUE: u32 = 1;
+pub(crate) const BOOL_VALUE: u32 = 2;
+pub(crate) const INT_VALUE: u32 = 3;
+pub(crate) const DOUBLE_VALUE: u32 = 4;
+pub(crate) const ARRAY_VALUE: u32 = 5;
+pub(crate) const KVLIST_VALUE: u32 = 6;
+pub(crate) const BYTES_VALUE: u32 = 7;
+/// `ArrayValue.values` and `KeyValueList.values`.
+pub(crate) const VALUES: u32 = 1;
+
+/// Writes repeated `KeyValue` field `tag`.
+pub(crate) fn attributes<'a>(
+    w: &mut Writer,
+    tag: u32,
+    attributes: impl IntoIterator<Item = &'a KeyValue>,
+    limit: usize,
+) {
+    for kv in attributes {
+        key_value(w, tag, kv.key.as_str(), &kv.value, limit);
+    }
+}
+
+/// Writes one `KeyValue` as field `tag`.
+pub(crate) fn key_value(w: &mut Writer, tag: u32, key: &str, value: &Value, limit: usize) {
+    w.message(tag, |w| {
+        w.string(KEY, key);
+        w.message(VALUE, |w| any_value(w, value, limit));
+    });
+}
+
+/// The body of an `AnyValue`.
+fn any_value(w: &mut Writer, value: &Value, limit: usize) {
+    match value {
+        Value::Bool(b) => w.varint_always(BOOL_VALUE, u64::from(*b)),
+        Value::I64(i) => w.varint_always(INT_VALUE, *i as u64),
+        Value::F64(f) => w.double_always(DOUBLE_VALUE, *f),
+        Value::String(s) => string_value(w, s.as_str(), limit),
+        Value::Array(array) => w.message(ARRAY_VALUE, |w| match array {
+            Array::Bool(items) => each(w, items, |w, b| w.varint_always(BOOL_VALUE, u64::from(*b))),
+            Array::I64(items) => each(w, items, |w, i| w.varint_always(INT_VALUE, *i as u64)),
+            Array::F64(items) => each(w, items, |w, f| w.double_always(DOUBLE_VALUE, *f)),
+            Array::String(items) => each(w, items, |w, s: &StringValue| {
+                string_value(w, s.as_str(), limit);
+            }),
+            // A kind of array newer than this code: its text rather than nothing.
+            other => each(w, &[other.to_string()], |w, s| string_value(w, s, limit)),
+        }),
+        // A kind of value newer than this code: its text rather than nothing.
+        other => string_value(w, &other.as_str(), limit),
+    }
+}
+
+/// `ArrayValue.values`: one `AnyValue` per item.
+fn each<T>(w: &mut Writer, items: &[T], mut item: impl FnMut(&mut Writer, &T)) {
+    for value in items {
+        w.message(VALUES, |w| item(w, value));
+    }
+}
+
+/// A string `AnyValue` member, cut to `limit` bytes.
+pub(crate) fn string_value(w: &mut Writer, value: &str, limit: usize) {
+    w.bytes_always(STRING_VALUE, cut(value, limit).as_bytes());
+}
+
+/// The body of an `InstrumentationScope` named `name` (a log record's target names its scope).
+pub(crate) fn scope(w: &mut Writer, scope: &InstrumentationScope, name: &str, limit: usize) {
+    w.string(1, name);
+    w.string(2, scope.version().unwrap_or_default());
+    attributes(w, 3, scope.attributes(), limit);
+}
+
+/// The body of the `Resource` message for `resource`, encoded once per exporter (the SDK hands
+/// the resource over once, at start).
+pub(crate) fn resource(resource: &Resource) -> Vec<u8> {
+    let mut w = Writer::default();
+    for (key, value) in resource.iter() {
+        key_value(&mut w, 1, key.as_str(), value, usize::MAX);
+    }
+    w.into_vec()
+}
+
+/// Nanoseconds since the Unix epoch (0 for a time before it), as opentelemetry-proto counts.
+pub(crate) fn nanos(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

@@ -1,0 +1,144 @@
+//! The Protocol Buffers wire format, written forward into one buffer.
+//!
+//! prost encodes a message in two passes (every nested message's length first, then its bytes)
+//! and only from its own structs, which opentelemetry-otlp must first build from the SDK's,
+//! allocating a `String` for every key and value. [`Writer`] writes a nested message's body in
+//! place behind a one-byte length slot and widens the slot afterwards if the body came out longer
+//! than 127 bytes, which moves that body once. Field values follow proto3: a scalar at its
+//! default is left out (as prost leaves it out), unless the caller says it is a `oneof` member.
+//! The varint and key primitives are prost's own.
+
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+
+/// A message being written.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Bytes already encoded (a message body), as they are.
+    pub(crate) fn raw(&mut self, encoded: &[u8]) {
+        self.buf.extend_from_slice(encoded);
+    }
+
+    /// A `string` field, left out when empty.
+    pub(crate) fn string(&mut self, tag: u32, value: &str) {
+        if !value.is_empty() {
+            self.bytes_always(tag, value.as_bytes());
+        }
+    }
+
+    /// A `bytes` (or `string`) field written even when empty: a `oneof` member, or an
+    /// already-encoded message.
+    pub(crate) fn bytes_always(&mut self, tag: u32, value: &[u8]) {
+        encode_key(tag, WireType::LengthDelimited, &mut self.buf);
+        encode_varint(value.len() as u64, &mut self.buf);
+        self.buf.extend_from_slice(value);
+    }
+
+    /// A `bytes` field, left out when empty.
+    pub(crate) fn bytes(&mut self, tag: u32, value: &[u8]) {
+        if !value.is_empty() {
+            self.bytes_always(tag, value);
+        }
+    }
+
+    /// A `uint32` field, left out when 0.
+    pub(crate) fn uint32(&mut self, tag: u32, value: u32) {
+        if value != 0 {
+            self.varint_always(tag, u64::from(value));
+        }
+    }
+
+    /// An enum field, left out when 0.
+    pub(crate) fn enumeration(&mut self, tag: u32, value: i32) {
+        if value != 0 {
+            // Negative enum values are sign-extended to ten bytes, as prost writes `int32`.
+            self.varint_always(tag, i64::from(value) as u64);
+        }
+    }
+
+    /// An `int64` or `bool` field written even at its default (a `oneof` member).
+    pub(crate) fn varint_always(&mut self, tag: u32, value: u64) {
+        encode_key(tag, WireType::Varint, &mut self.buf);
+        encode_varint(value, &mut self.buf);
+    }
+
+    /// A `double` field written even when 0 (a `oneof` member).
+    pub(crate) fn double_always(&mut self, tag: u32, value: f64) {
+        encode_key(tag, WireType::SixtyFourBit, &mut self.buf);
+        self.buf.extend_from_slice(&value.to_le_bytes());
+    }
+
+    /// A `fixed64` field, left out when 0.
+    pub(crate) fn fixed64(&mut self, tag: u32, value: u64) {
+        if value != 0 {
+            encode_key(tag, WireType::SixtyFourBit, &mut self.buf);
+            self.buf.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    /// A `fixed32` field, left out when 0.
+    pub(crate) fn fixed32(&mut self, tag: u32, value: u32) {
+        if value != 0 {
+            encode_key(tag, WireType::ThirtyTwoBit, &mut self.buf);
+            self.buf.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    /// A message field (always written, as prost writes a `Some` message even when empty),
+    /// its body written by `body`.
+    pub(crate) fn message(&mut self, tag: u32, body: impl FnOnce(&mut Self)) {
+        encode_key(tag, WireType::LengthDelimited, &mut self.buf);
+        let slot = self.buf.len();
+        self.buf.push(0);
+        body(self);
+        let len = self.buf.len() - slot - 1;
+        let width = encoded_len_varint(len as u64);
+        if width > 1 {
+            self.buf.resize(self.buf.len() + width - 1, 0);
+            self.buf.copy_within(slot + 1..slot + 1 + len, slot + width);
+        }
+        encode_varint(len as u64, &mut &mut self.buf[slot..slot + width]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Writer;
+
+    #[test]
+    fn a_nested_message_longer_than_127_bytes_gets_a_two_byte_length() {
+        let mut writer = Writer::default();
+        let body = vec![7_u8; 300];
+        writer.message(1, |w| w.bytes_always(2, &body));
+        let bytes = writer.into_vec();
+        // key(1, LEN), varint 303 = [0xAF, 0x02], then key(2, LEN), varint 300, body.
+        assert_eq!(&bytes[..3], &[0x0A, 0xAF, 0x02]);
+        assert_eq!(&bytes[3..6], &[0x12, 0xAC, 0x02]);
+        assert_eq!(bytes.len(), 3 + 3 + 300);
+        assert!(bytes[6..].iter().all(|b| *b == 7));
+    }
+
+    #[test]
+    fn defaults_are_left_out_unless_always() {
+        let mut writer = Writer::default();
+        writer.string(1, "");
+        writer.uint32(2, 0);
+        writer.fixed64(3, 0);
+        writer.enumeration(4, 0);
+        writer.varint_always(5, 0);
+        assert_eq!(writer.into_vec(), vec![0x28, 0x00]);
+    }
+}
