@@ -88,8 +88,9 @@ impl Transport {
             }
             Protocol::HttpProtobuf => {
                 let timeout = settings.timeout;
-                // Built, and later dropped, off the runtime: the blocking client owns a runtime
-                // of its own, which may not be dropped from async code.
+                // Built off the runtime: the blocking client owns a runtime of its own, which
+                // may be neither made nor dropped in async code. (The batch processor's
+                // thread, which owns the exporter, drops it.)
                 let client = std::thread::spawn(move || {
                     reqwest::blocking::Client::builder()
                         .timeout(timeout)
@@ -265,6 +266,11 @@ mod tests {
     use super::Transport;
     use crate::config::{ExportSettings, Protocol};
 
+    /// The value behind `mutex`, even if a panicking test thread poisoned it.
+    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A collector that answers each request with the next status of its script (200 once the
     /// script is spent) and keeps every request's headers.
     #[derive(Clone, Default)]
@@ -274,12 +280,8 @@ mod tests {
     }
 
     async fn answer(State(collector): State<Scripted>, headers: HeaderMap) -> StatusCode {
-        collector
-            .seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(headers);
-        let mut answers = collector.answers.lock().unwrap_or_else(|e| e.into_inner());
+        lock(&collector.seen).push(headers);
+        let mut answers = lock(&collector.answers);
         let code = if answers.is_empty() {
             200
         } else {
@@ -296,11 +298,7 @@ mod tests {
             .build()
             .expect("a runtime");
         let state = Scripted::default();
-        state
-            .answers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(script);
+        lock(&state.answers).extend_from_slice(script);
         let app = Router::new()
             .route("/v1/traces", post(answer))
             .with_state(state.clone());
@@ -334,7 +332,7 @@ mod tests {
         let transport =
             Transport::new(Protocol::HttpProtobuf, &url, "", &settings(timeout)).expect("built");
         assert!(send(&transport, timeout).is_ok());
-        let seen = collector.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = lock(&collector.seen);
         assert_eq!(seen.len(), 3, "two refusals, then the accepted attempt");
         for headers in seen.iter() {
             assert_eq!(headers["authorization"], "Bearer abc");
@@ -350,14 +348,7 @@ mod tests {
             Transport::new(Protocol::HttpProtobuf, &url, "", &settings(timeout)).expect("built");
         let error = send(&transport, timeout).expect_err("refused");
         assert!(error.contains("400"), "{error}");
-        assert_eq!(
-            collector
-                .seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len(),
-            1
-        );
+        assert_eq!(lock(&collector.seen).len(), 1);
     }
 
     /// A gRPC collector that answers each export with the next code of its script (then OK,
@@ -374,9 +365,9 @@ mod tests {
             &self,
             request: tonic::Request<ExportTraceServiceRequest>,
         ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let mut seen = lock(&self.seen);
             seen.push(request.metadata().clone());
-            let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut answers = lock(&self.answers);
             if !answers.is_empty() {
                 return Err(tonic::Status::new(answers.remove(0), "scripted"));
             }
@@ -396,11 +387,7 @@ mod tests {
     ) -> (tokio::runtime::Runtime, ScriptedGrpc, Transport) {
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
         let collector = ScriptedGrpc::default();
-        collector
-            .answers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(script);
+        lock(&collector.answers).extend_from_slice(script);
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("a port");
@@ -433,7 +420,7 @@ mod tests {
         let answer = send(&transport, Duration::from_secs(5)).expect("accepted");
         let answer = ExportTraceServiceResponse::decode(answer).expect("a response");
         assert_eq!(answer.partial_success.map(|p| p.rejected_spans), Some(2));
-        let seen = collector.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = lock(&collector.seen);
         assert_eq!(seen.len(), 2, "one refusal, then the accepted attempt");
         for metadata in seen.iter() {
             assert_eq!(
@@ -448,14 +435,7 @@ mod tests {
         let (_runtime, collector, transport) = grpc_collector(&[tonic::Code::InvalidArgument]);
         let error = send(&transport, Duration::from_secs(5)).expect_err("refused");
         assert!(error.contains("InvalidArgument"), "{error}");
-        assert_eq!(
-            collector
-                .seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len(),
-            1
-        );
+        assert_eq!(lock(&collector.seen).len(), 1);
     }
 
     #[test]

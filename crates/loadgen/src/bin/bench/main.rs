@@ -195,19 +195,16 @@ impl Services {
             / 100.0
     }
 
-    /// `otel_sdk_spans_dropped_total` summed over the four services' `/metrics`.
-    async fn dropped_spans(&self) -> f64 {
-        let Ok(http) = reqwest::Client::builder()
+    /// `otel_sdk_spans_dropped_total` summed over the four services' `/metrics`, or `None` if
+    /// one of them did not answer within 2 s (an overloaded service, its queues full).
+    async fn dropped_spans(&self) -> Option<f64> {
+        let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
-        else {
-            return f64::NAN;
-        };
+            .ok()?;
         let mut dropped = 0.0;
         for url in &self.urls {
-            let Ok(response) = http.get(format!("{url}/metrics")).send().await else {
-                return f64::NAN;
-            };
+            let response = http.get(format!("{url}/metrics")).send().await.ok()?;
             let text = response.text().await.unwrap_or_default();
             dropped += text
                 .lines()
@@ -215,7 +212,7 @@ impl Services {
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum::<f64>();
         }
-        dropped
+        Some(dropped)
     }
 
     /// RSS of each process, MiB.
@@ -395,7 +392,7 @@ struct Sustained {
     created: u64,
     expected: u64,
     received: u64,
-    dropped_counted: f64,
+    dropped_counted: Option<f64>,
     rss: Vec<f64>,
     cpu_ms_per_order: f64,
 }
@@ -610,7 +607,10 @@ async fn main() -> ExitCode {
                 s.received,
                 s.expected.saturating_sub(s.received),
                 s.expected.saturating_sub(s.received) as f64 / s.expected.max(1) as f64 * 100.0,
-                s.dropped_counted,
+                s.dropped_counted.map_or_else(
+                    || "unknown (a /metrics did not answer within 2 s)".to_owned(),
+                    |d| d.to_string()
+                ),
                 s.cpu_ms_per_order,
                 order_first(&s.rss),
             ),
