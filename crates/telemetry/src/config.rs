@@ -99,19 +99,59 @@ pub struct TelemetryConfig {
     /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` (default [`DEFAULT_ATTRIBUTE_VALUE_LIMIT`]): string
     /// values longer than this, in bytes, are cut before export.
     pub attribute_value_limit: usize,
-    /// How requests to the collector are made, for both signals.
-    pub export: ExportSettings,
+    /// How span exports are made (`OTEL_EXPORTER_OTLP_{,TRACES_}{HEADERS,TIMEOUT,COMPRESSION}`).
+    pub traces_export: ExportSettings,
+    /// How log exports are made (`OTEL_EXPORTER_OTLP_{,LOGS_}…`).
+    pub logs_export: ExportSettings,
     /// `TELEMETRY_EXPORTER`: `direct` (the default) or `opentelemetry-otlp`.
     pub exporter: ExporterKind,
 }
 
-/// `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT` and `_COMPRESSION`.
+/// `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT` and `_COMPRESSION` for one signal: its own
+/// variable (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, …) wins over the generic one.
 #[derive(Debug, Clone)]
 pub struct ExportSettings {
     /// Sent with every export request (gRPC metadata or HTTP headers).
     pub headers: http::HeaderMap,
-    /// One export's limit, retries included (default [`DEFAULT_EXPORT_TIMEOUT`]).
+    /// One export's limit: no retry starts past it, and each attempt gets what is left
+    /// (default [`DEFAULT_EXPORT_TIMEOUT`]).
     pub timeout: std::time::Duration,
+}
+
+impl ExportSettings {
+    /// The settings of `signal` (`TRACES` or `LOGS`).
+    fn read(get: &impl Fn(&str) -> Option<String>, signal: &str) -> Result<Self, ConfigError> {
+        // The signal's own variable if set, else the generic one; with the name to blame.
+        let pick = |setting: &str| {
+            let own = format!("OTEL_EXPORTER_OTLP_{signal}_{setting}");
+            match get(&own) {
+                Some(value) => Some((own, value)),
+                None => {
+                    let generic = format!("OTEL_EXPORTER_OTLP_{setting}");
+                    get(&generic).map(|value| (generic, value))
+                }
+            }
+        };
+        let headers = match pick("HEADERS") {
+            Some((variable, raw)) => parse_headers(&variable, &raw)?,
+            None => http::HeaderMap::new(),
+        };
+        let timeout = match pick("TIMEOUT") {
+            Some((variable, raw)) => positive(Some(raw), &variable)?
+                .map_or(DEFAULT_EXPORT_TIMEOUT, |ms| {
+                    std::time::Duration::from_millis(ms as u64)
+                }),
+            None => DEFAULT_EXPORT_TIMEOUT,
+        };
+        if let Some((variable, other)) = pick("COMPRESSION").filter(|(_, v)| v != "none") {
+            return Err(ConfigError::new(
+                &variable,
+                &other,
+                "expected none (no compression is built in: exports stay on the local network)",
+            ));
+        }
+        Ok(Self { headers, timeout })
+    }
 }
 
 /// The specification's default for `OTEL_EXPORTER_OTLP_TIMEOUT`.
@@ -207,29 +247,8 @@ impl TelemetryConfig {
             "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
         )?
         .unwrap_or(DEFAULT_ATTRIBUTE_VALUE_LIMIT);
-        let export = ExportSettings {
-            headers: match get("OTEL_EXPORTER_OTLP_HEADERS") {
-                Some(raw) => parse_headers(&raw)?,
-                None => http::HeaderMap::new(),
-            },
-            timeout: positive(
-                get("OTEL_EXPORTER_OTLP_TIMEOUT"),
-                "OTEL_EXPORTER_OTLP_TIMEOUT",
-            )?
-            .map_or(DEFAULT_EXPORT_TIMEOUT, |ms| {
-                std::time::Duration::from_millis(ms as u64)
-            }),
-        };
-        match get("OTEL_EXPORTER_OTLP_COMPRESSION").as_deref() {
-            None | Some("none") => {}
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "OTEL_EXPORTER_OTLP_COMPRESSION",
-                    other,
-                    "expected none (no compression is built in: exports stay on the local network)",
-                ));
-            }
-        }
+        let traces_export = ExportSettings::read(&get, "TRACES")?;
+        let logs_export = ExportSettings::read(&get, "LOGS")?;
         let exporter = match get("TELEMETRY_EXPORTER").as_deref() {
             None | Some("direct") => ExporterKind::Direct,
             Some("opentelemetry-otlp") => ExporterKind::OpentelemetryOtlp,
@@ -261,7 +280,8 @@ impl TelemetryConfig {
             tracing_off,
             max_queue_size,
             attribute_value_limit,
-            export,
+            traces_export,
+            logs_export,
             exporter,
         })
     }
@@ -299,10 +319,10 @@ fn parse_resource_attributes(raw: &str) -> Result<BTreeMap<String, String>, Conf
     Ok(attributes)
 }
 
-/// `OTEL_EXPORTER_OTLP_HEADERS` is `name=value` pairs separated by commas, values
+/// `OTEL_EXPORTER_OTLP_HEADERS` (or a signal's own) is `name=value` pairs separated by commas, values
 /// percent-encoded, each a valid HTTP header.
-fn parse_headers(raw: &str) -> Result<http::HeaderMap, ConfigError> {
-    let bad = |reason: &str| ConfigError::new("OTEL_EXPORTER_OTLP_HEADERS", raw, reason);
+fn parse_headers(variable: &str, raw: &str) -> Result<http::HeaderMap, ConfigError> {
+    let bad = |reason: &str| ConfigError::new(variable, raw, reason);
     let mut headers = http::HeaderMap::new();
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, value) = pair
@@ -485,16 +505,40 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
         ])
         .unwrap();
-        assert_eq!(c.export.headers["authorization"], "Bearer abc");
-        assert_eq!(c.export.headers["x-tenant"], "shop");
-        assert_eq!(c.export.timeout, std::time::Duration::from_millis(2500));
-        assert_eq!(config(&[]).unwrap().export.timeout, DEFAULT_EXPORT_TIMEOUT);
+        assert_eq!(c.traces_export.headers["authorization"], "Bearer abc");
+        assert_eq!(c.traces_export.headers["x-tenant"], "shop");
+        assert_eq!(c.logs_export.headers["x-tenant"], "shop");
+        assert_eq!(
+            c.traces_export.timeout,
+            std::time::Duration::from_millis(2500)
+        );
+        assert_eq!(
+            config(&[]).unwrap().traces_export.timeout,
+            DEFAULT_EXPORT_TIMEOUT
+        );
+        // A signal's own variable replaces the generic one, for that signal only.
+        let own = config(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=shop"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-traces=1"),
+            ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "700"),
+        ])
+        .unwrap();
+        assert!(own.traces_export.headers.get("x-tenant").is_none());
+        assert_eq!(own.traces_export.headers["x-traces"], "1");
+        assert_eq!(own.logs_export.headers["x-tenant"], "shop");
+        assert_eq!(
+            own.logs_export.timeout,
+            std::time::Duration::from_millis(700)
+        );
+        assert_eq!(own.traces_export.timeout, DEFAULT_EXPORT_TIMEOUT);
         for (variable, value) in [
             ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "bad name=x"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "x=line%0Abreak"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "zstd"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "=x"),
         ] {
             let err = config(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{value}");

@@ -44,10 +44,14 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// At most one log line per [`LOG_INTERVAL`] for each reason, however many spans are lost.
 #[derive(Debug, Default)]
-struct Throttle(Mutex<Option<Instant>>);
+pub(crate) struct Throttle(Mutex<Option<Instant>>);
 
 impl Throttle {
-    fn due(&self) -> bool {
+    pub(crate) const fn new() -> Self {
+        Self(Mutex::new(None))
+    }
+
+    pub(crate) fn due(&self) -> bool {
         let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let due = last.is_none_or(|at| at.elapsed() >= LOG_INTERVAL);
         if due {

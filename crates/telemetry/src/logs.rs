@@ -63,7 +63,7 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
     let endpoint = config.logs_endpoint.to_string();
     let in_flight = Arc::new(AtomicUsize::new(0));
     // The batch processor reads OTEL_BLRP_* itself; the queue bound is needed here too.
-    let (processor, body_limit) = match config.exporter {
+    let processor = match config.exporter {
         ExporterKind::Direct => {
             let inner = OtlpLogExporter::new(config)
                 .map_err(|reason| ExporterError::new(endpoint, reason))?;
@@ -71,7 +71,7 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
                 inner,
                 in_flight: in_flight.clone(),
             };
-            (BatchLogProcessor::builder(counting).build(), None)
+            BatchLogProcessor::builder(counting).build()
         }
         ExporterKind::OpentelemetryOtlp => {
             let builder = opentelemetry_otlp::LogExporter::builder();
@@ -84,8 +84,7 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
                 inner,
                 in_flight: in_flight.clone(),
             };
-            let limit = Some(config.attribute_value_limit);
-            (BatchLogProcessor::builder(counting).build(), limit)
+            BatchLogProcessor::builder(counting).build()
         }
     };
     Ok(Some(
@@ -95,7 +94,7 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
                 inner: processor,
                 in_flight,
                 capacity: config.logs_max_queue_size,
-                body_limit,
+                body_limit: config.attribute_value_limit,
             })
             .build(),
     ))
@@ -135,10 +134,19 @@ where
     }
 }
 
-/// Counts `records` the collector accepted in a batch and then refused (an OTLP partial
-/// success), as failed exports.
-pub(crate) fn count_rejected(records: i64) {
-    DROPPED_METRIC.add(&["export_failed"], records as f64);
+/// An OTLP partial success: counts `records` the collector accepted in a batch and then
+/// refused as failed exports, and logs its message (to stdout only: the SDK keeps its export
+/// thread's own lines out of the export).
+pub(crate) fn count_rejected(records: i64, message: &str) {
+    static THROTTLE: crate::dropped::Throttle = crate::dropped::Throttle::new();
+    DROPPED_METRIC.add(&["export_failed"], records.max(0) as f64);
+    if THROTTLE.due() {
+        tracing::warn!(
+            dropped = records,
+            error = message,
+            "the collector refused log records, or warned"
+        );
+    }
 }
 
 /// Counts the records of every failed export.
@@ -174,14 +182,15 @@ impl<E: SdkLogExporter> SdkLogExporter for CountingLogExporter<E> {
 }
 
 /// Keeps the queue bound in front of the batch processor and counts what it drops (the SDK
-/// counts such drops only privately). With a `body_limit` (for opentelemetry-otlp's exporter;
-/// this crate's cuts every value while it encodes), a longer body is cut to it.
+/// counts such drops only privately). A body longer than `body_limit` is cut here, before it
+/// waits in the queue (the direct exporter cuts the other values while it encodes; a log line
+/// may be any length, its attributes are the code's own).
 #[derive(Debug)]
 struct CountingLogProcessor<P> {
     inner: P,
     in_flight: Arc<AtomicUsize>,
     capacity: usize,
-    body_limit: Option<usize>,
+    body_limit: usize,
 }
 
 impl<P: LogProcessor> LogProcessor for CountingLogProcessor<P> {
@@ -191,11 +200,10 @@ impl<P: LogProcessor> LogProcessor for CountingLogProcessor<P> {
             DROPPED_METRIC.add(&["queue_full"], 1.0);
             return;
         }
-        if let Some(limit) = self.body_limit
-            && let Some(AnyValue::String(body)) = record.body()
-            && body.as_str().len() > limit
+        if let Some(AnyValue::String(body)) = record.body()
+            && body.as_str().len() > self.body_limit
         {
-            let cut = crate::dropped::cut(body.as_str(), limit).to_owned();
+            let cut = crate::dropped::cut(body.as_str(), self.body_limit).to_owned();
             record.set_body(AnyValue::String(cut.into()));
         }
         self.inner.emit(record, scope);

@@ -80,9 +80,9 @@ pub(crate) fn string_value(w: &mut Writer, value: &str, limit: usize) {
 
 /// The body of an `InstrumentationScope` named `name` (a log record's target names its scope).
 pub(crate) fn scope(w: &mut Writer, scope: &InstrumentationScope, name: &str, limit: usize) {
-    w.string(1, name);
-    w.string(2, scope.version().unwrap_or_default());
-    attributes(w, 3, scope.attributes(), limit);
+    w.string(1, name); // name
+    w.string(2, scope.version().unwrap_or_default()); // version
+    attributes(w, 3, scope.attributes(), limit); // attributes
 }
 
 /// The body of the `Resource` message for `resource`, encoded once per exporter (the SDK hands
@@ -90,7 +90,7 @@ pub(crate) fn scope(w: &mut Writer, scope: &InstrumentationScope, name: &str, li
 pub(crate) fn resource(resource: &Resource) -> Vec<u8> {
     let mut w = Writer::default();
     for (key, value) in resource.iter() {
-        key_value(&mut w, 1, key.as_str(), value, usize::MAX);
+        key_value(&mut w, 1, key.as_str(), value, usize::MAX); // Resource.attributes
     }
     w.into_vec()
 }

@@ -29,10 +29,14 @@ pub(crate) fn request(
         let name = record
             .target()
             .map_or(instrumentation.name(), |t| t.as_ref());
-        match groups
-            .iter_mut()
-            .find(|(n, s, _)| *n == name && *s == instrumentation)
-        {
+        // opentelemetry-proto's key: the name, version, schema URL and attributes.
+        let same = |(n, s, _): &&mut Group<'_>| {
+            *n == name
+                && s.version() == instrumentation.version()
+                && s.schema_url() == instrumentation.schema_url()
+                && s.attributes().eq(instrumentation.attributes())
+        };
+        match groups.iter_mut().find(|g| same(g)) {
             Some((_, _, records)) => records.push(record),
             None => groups.push((name, instrumentation, vec![record])),
         }
@@ -59,17 +63,18 @@ pub(crate) fn request(
 
 /// The body of one `LogRecord`, fields in tag order as prost writes them.
 fn write_record(w: &mut Writer, record: &SdkLogRecord, limit: usize) {
-    w.fixed64(1, record.timestamp().map_or(0, nanos));
+    w.fixed64(1, record.timestamp().map_or(0, nanos)); // time_unix_nano
     // `Severity` has the protocol's numbers.
-    w.enumeration(2, record.severity_number().map_or(0, |s| s as i32));
-    w.string(3, record.severity_text().unwrap_or_default());
+    w.enumeration(2, record.severity_number().map_or(0, |s| s as i32)); // severity_number
+    w.string(3, record.severity_text().unwrap_or_default()); // severity_text
     if let Some(body) = record.body() {
-        w.message(5, |w| any_value(w, body, limit));
+        w.message(5, |w| any_value(w, body, limit)); // body
     }
     for (key, value) in record.attributes_iter() {
-        key_value(w, 6, key.as_str(), value, limit);
+        key_value(w, 6, key.as_str(), value, limit); // attributes
     }
     let context = record.trace_context();
+    // flags
     w.fixed32(
         8,
         context
@@ -77,17 +82,17 @@ fn write_record(w: &mut Writer, record: &SdkLogRecord, limit: usize) {
             .map_or(0, |f| u32::from(f.to_u8())),
     );
     if let Some(context) = context {
-        w.bytes(9, &context.trace_id.to_bytes());
-        w.bytes(10, &context.span_id.to_bytes());
+        w.bytes(9, &context.trace_id.to_bytes()); // trace_id
+        w.bytes(10, &context.span_id.to_bytes()); // span_id
     }
-    w.fixed64(11, record.observed_timestamp().map_or(0, nanos));
-    w.string(12, record.event_name().unwrap_or_default());
+    w.fixed64(11, record.observed_timestamp().map_or(0, nanos)); // observed_time_unix_nano
+    w.string(12, record.event_name().unwrap_or_default()); // event_name
 }
 
 fn key_value(w: &mut Writer, tag: u32, key: &str, value: &AnyValue, limit: usize) {
     w.message(tag, |w| {
-        w.string(1, key);
-        w.message(2, |w| any_value(w, value, limit));
+        w.string(1, key); // KeyValue.key
+        w.message(2, |w| any_value(w, value, limit)); // KeyValue.value
     });
 }
 

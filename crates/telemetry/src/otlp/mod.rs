@@ -29,7 +29,7 @@ use opentelemetry_sdk::{
 };
 use prost::Message as _;
 
-use crate::config::TelemetryConfig;
+use crate::config::{ExportSettings, TelemetryConfig};
 use transport::Transport;
 
 /// The gRPC methods of the trace and logs services.
@@ -52,10 +52,11 @@ impl Destination {
         config: &TelemetryConfig,
         endpoint: &url::Url,
         grpc_path: &'static str,
+        settings: &ExportSettings,
     ) -> Result<Self, String> {
         Ok(Self {
-            transport: Transport::new(config.protocol, endpoint, grpc_path, &config.export)?,
-            timeout: config.export.timeout,
+            transport: Transport::new(config.protocol, endpoint, grpc_path, settings)?,
+            timeout: settings.timeout,
             value_limit: config.attribute_value_limit,
             resource: Vec::new(),
             schema_url: String::new(),
@@ -83,7 +84,13 @@ pub(crate) struct OtlpSpanExporter(Destination);
 impl OtlpSpanExporter {
     /// The exporter `config` describes. Must be called on the runtime (see `transport`).
     pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
-        Destination::new(config, &config.traces_endpoint, TRACE_EXPORT).map(Self)
+        Destination::new(
+            config,
+            &config.traces_endpoint,
+            TRACE_EXPORT,
+            &config.traces_export,
+        )
+        .map(Self)
     }
 }
 
@@ -97,7 +104,7 @@ impl SpanExporter for OtlpSpanExporter {
         if let Ok(ExportTraceServiceResponse {
             partial_success: Some(partial),
         }) = ExportTraceServiceResponse::decode(response)
-            && partial.rejected_spans > 0
+            && (partial.rejected_spans > 0 || !partial.error_message.is_empty())
         {
             crate::dropped::count_rejected(partial.rejected_spans, &partial.error_message);
         }
@@ -116,7 +123,13 @@ pub(crate) struct OtlpLogExporter(Destination);
 impl OtlpLogExporter {
     /// The exporter `config` describes. Must be called on the runtime (see `transport`).
     pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
-        Destination::new(config, &config.logs_endpoint, LOGS_EXPORT).map(Self)
+        Destination::new(
+            config,
+            &config.logs_endpoint,
+            LOGS_EXPORT,
+            &config.logs_export,
+        )
+        .map(Self)
     }
 }
 
@@ -128,9 +141,9 @@ impl LogExporter for OtlpLogExporter {
         if let Ok(ExportLogsServiceResponse {
             partial_success: Some(partial),
         }) = ExportLogsServiceResponse::decode(response)
-            && partial.rejected_log_records > 0
+            && (partial.rejected_log_records > 0 || !partial.error_message.is_empty())
         {
-            crate::logs::count_rejected(partial.rejected_log_records);
+            crate::logs::count_rejected(partial.rejected_log_records, &partial.error_message);
         }
         Ok(())
     }

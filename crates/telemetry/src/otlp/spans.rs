@@ -62,19 +62,20 @@ pub(crate) fn request(
 /// The body of one `Span`.
 fn write_span(w: &mut Writer, span: &SpanData, limit: usize) {
     let context = &span.span_context;
-    w.bytes(1, &context.trace_id().to_bytes());
-    w.bytes(2, &context.span_id().to_bytes());
-    w.string(3, &context.trace_state().header());
+    w.bytes(1, &context.trace_id().to_bytes()); // trace_id
+    w.bytes(2, &context.span_id().to_bytes()); // span_id
+    w.string(3, &context.trace_state().header()); // trace_state
     if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
-        w.bytes(4, &span.parent_span_id.to_bytes());
+        w.bytes(4, &span.parent_span_id.to_bytes()); // parent_span_id
     }
-    w.string(5, &span.name);
-    w.enumeration(6, kind(&span.span_kind));
-    w.fixed64(7, nanos(span.start_time));
-    w.fixed64(8, nanos(span.end_time));
-    attributes(w, 9, &span.attributes, limit);
-    w.uint32(10, span.dropped_attributes_count);
+    w.string(5, &span.name); // name
+    w.enumeration(6, kind(&span.span_kind)); // kind
+    w.fixed64(7, nanos(span.start_time)); // start_time_unix_nano
+    w.fixed64(8, nanos(span.end_time)); // end_time_unix_nano
+    attributes(w, 9, &span.attributes, limit); // attributes
+    w.uint32(10, span.dropped_attributes_count); // dropped_attributes_count
     for event in span.events.iter() {
+        // events: time_unix_nano, name, attributes, dropped_attributes_count
         w.message(11, |w| {
             w.fixed64(1, nanos(event.timestamp));
             w.string(2, &event.name);
@@ -82,9 +83,10 @@ fn write_span(w: &mut Writer, span: &SpanData, limit: usize) {
             w.uint32(4, event.dropped_attributes_count);
         });
     }
-    w.uint32(12, span.events.dropped_count);
+    w.uint32(12, span.events.dropped_count); // dropped_events_count
     for link in span.links.iter() {
         let linked = &link.span_context;
+        // links: trace_id, span_id, trace_state, attributes, dropped_attributes_count, flags
         w.message(13, |w| {
             w.bytes(1, &linked.trace_id().to_bytes());
             w.bytes(2, &linked.span_id().to_bytes());
@@ -94,15 +96,15 @@ fn write_span(w: &mut Writer, span: &SpanData, limit: usize) {
             w.fixed32(6, flags(linked.is_remote(), linked.trace_flags().to_u8()));
         });
     }
-    w.uint32(14, span.links.dropped_count);
-    // Span.status: always present, as opentelemetry-proto sets it.
+    w.uint32(14, span.links.dropped_count); // dropped_links_count
+    // status (message, code): always present, as opentelemetry-proto sets it.
     w.message(15, |w| {
         if let Status::Error { description } = &span.status {
             w.string(2, crate::dropped::cut(description, limit));
         }
         w.enumeration(3, status_code(&span.status));
     });
-    // Written last, in tag order, as prost writes it.
+    // flags: written last, in tag order, as prost writes it.
     w.fixed32(
         16,
         flags(span.parent_span_is_remote, context.trace_flags().to_u8()),

@@ -7,7 +7,10 @@
 //! there), the HTTP client is the blocking one, and the wait between retries is a thread sleep,
 //! which holds up nothing but that exporter thread.
 
-use std::time::{Duration, Instant};
+use std::{
+    io::Read as _,
+    time::{Duration, Instant},
+};
 
 use bytes::{Buf as _, BufMut as _, Bytes};
 use http::{HeaderMap, HeaderValue, uri::PathAndQuery};
@@ -17,15 +20,23 @@ use tonic::{
     metadata::MetadataMap,
     transport::{Channel, Endpoint},
 };
+use tonic_types::StatusExt as _;
 
 use crate::config::{ExportSettings, Protocol};
 
-/// Retries after the first attempt, and the waits between them: the OTLP exporters' recommended
-/// policy (opentelemetry-otlp 0.33 `RetryPolicy::recommended`), bounded by the export timeout.
+/// Retries after the first attempt, and the first wait (doubled for each retry, plus up to
+/// [`MAX_JITTER_MS`]): opentelemetry-otlp 0.33's recommended policy. A collector's own delay
+/// (HTTP `Retry-After`, gRPC `RetryInfo`) is waited instead when it is longer; the export's
+/// timeout bounds it all.
 const RETRIES: u32 = 3;
 const FIRST_DELAY: Duration = Duration::from_millis(100);
-const MAX_DELAY: Duration = Duration::from_millis(1600);
 const MAX_JITTER_MS: u64 = 100;
+
+/// The most of a collector's answer that is read (opentelemetry-http's limit).
+const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Sent as `User-Agent` on both transports.
+const USER_AGENT: &str = concat!("microservices-telemetry-otlp/", env!("CARGO_PKG_VERSION"));
 
 /// Where one signal's requests go, and how.
 pub(crate) enum Transport {
@@ -50,16 +61,28 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-/// An attempt that failed, and whether the specification lets it be tried again.
+/// An attempt that failed, whether the specification lets it be tried again, and after how
+/// long the collector asked for.
 #[derive(Debug)]
 struct Failure {
     message: String,
     retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn unreachable(error: impl std::fmt::Display) -> Self {
+        Self {
+            message: format!("the collector is unreachable: {error}"),
+            retryable: true,
+            retry_after: None,
+        }
+    }
 }
 
 impl Transport {
     /// The transport for `endpoint` (gRPC: the collector's address; HTTP: the signal's URL),
-    /// `grpc_path` being the service method of the signal. Must be called on the runtime.
+    /// `grpc_path` being the service method of the signal. gRPC needs the runtime.
     pub(crate) fn new(
         protocol: Protocol,
         endpoint: &url::Url,
@@ -75,7 +98,13 @@ impl Transport {
         }
         match protocol {
             Protocol::Grpc => {
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err("the gRPC exporter must be built inside the tokio runtime".into());
+                }
+                // The channel's own limit is one attempt's ceiling; each attempt also carries
+                // what is left of the export's timeout as its `grpc-timeout`.
                 let channel = Endpoint::from_shared(endpoint.to_string())
+                    .and_then(|e| e.user_agent(USER_AGENT))
                     .map_err(|e| e.to_string())?
                     .timeout(settings.timeout)
                     .connect_timeout(settings.timeout)
@@ -88,11 +117,11 @@ impl Transport {
             }
             Protocol::HttpProtobuf => {
                 let timeout = settings.timeout;
-                // Built off the runtime: the blocking client owns a runtime of its own, which
-                // may be neither made nor dropped in async code. (The batch processor's
-                // thread, which owns the exporter, drops it.)
+                // Built on a thread of its own: reqwest's blocking client panics when it is
+                // built inside a runtime.
                 let client = std::thread::spawn(move || {
                     reqwest::blocking::Client::builder()
+                        .user_agent(USER_AGENT)
                         .timeout(timeout)
                         .connect_timeout(timeout)
                         .build()
@@ -121,21 +150,26 @@ impl Transport {
         let mut delay = FIRST_DELAY;
         let mut attempt = 0;
         loop {
-            let failure = match self.attempt(request.clone()).await {
+            let left = timeout.saturating_sub(start.elapsed());
+            let failure = match self.attempt(request.clone(), left).await {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
-            let wait = delay + Duration::from_millis(fastrand::u64(0..=MAX_JITTER_MS));
+            let backoff = delay + Duration::from_millis(fastrand::u64(0..=MAX_JITTER_MS));
+            let wait = failure
+                .retry_after
+                .map_or(backoff, |asked| asked.max(backoff));
             if !failure.retryable || attempt == RETRIES || start.elapsed() + wait >= timeout {
                 return Err(failure.message);
             }
             std::thread::sleep(wait);
-            delay = (delay * 2).min(MAX_DELAY);
+            delay *= 2;
             attempt += 1;
         }
     }
 
-    async fn attempt(&self, request: Bytes) -> Result<Bytes, Failure> {
+    /// One attempt, given `left` of the export's timeout.
+    async fn attempt(&self, request: Bytes, left: Duration) -> Result<Bytes, Failure> {
         match self {
             Self::Grpc {
                 channel,
@@ -143,12 +177,10 @@ impl Transport {
                 metadata,
             } => {
                 let mut grpc = tonic::client::Grpc::new(channel.clone());
-                grpc.ready().await.map_err(|e| Failure {
-                    message: format!("the collector is unreachable: {e}"),
-                    retryable: true,
-                })?;
+                grpc.ready().await.map_err(Failure::unreachable)?;
                 let mut call = tonic::Request::new(request);
                 *call.metadata_mut() = metadata.clone();
+                call.set_timeout(left);
                 let response = grpc
                     .unary(call, path.clone(), PassThrough)
                     .await
@@ -163,42 +195,51 @@ impl Transport {
                 let response = client
                     .post(url.clone())
                     .headers(headers.clone())
+                    .timeout(left)
                     .body(request)
                     .send()
-                    .map_err(|e| Failure {
-                        message: format!("the collector is unreachable: {e}"),
-                        retryable: true,
-                    })?;
+                    .map_err(Failure::unreachable)?;
                 let status = response.status();
-                let body = response.bytes().unwrap_or_default();
-                if status.is_success() {
-                    return Ok(body);
+                if !status.is_success() {
+                    // OTLP/HTTP: these four may be retried, every other status may not. The
+                    // body is left out of the message: a collector may echo the request's
+                    // credentials there.
+                    let retry_after = response
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+                        .map(Duration::from_secs);
+                    return Err(Failure {
+                        message: format!("the collector answered {status}"),
+                        retryable: matches!(status.as_u16(), 429 | 502 | 503 | 504),
+                        retry_after,
+                    });
                 }
-                // OTLP/HTTP: these four may be retried, every other status may not.
-                let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
-                Err(Failure {
-                    message: format!(
-                        "the collector answered {status}: {}",
-                        String::from_utf8_lossy(&body[..body.len().min(200)])
-                    ),
-                    retryable,
-                })
+                let mut body = Vec::new();
+                response
+                    .take(MAX_RESPONSE_BYTES)
+                    .read_to_end(&mut body)
+                    .map_err(Failure::unreachable)?;
+                Ok(body.into())
             }
         }
     }
 }
 
-/// OTLP/gRPC: the codes the specification lets an exporter retry.
+/// OTLP/gRPC: the codes the specification lets an exporter retry; `RESOURCE_EXHAUSTED` only
+/// when the collector says when (`RetryInfo`), as opentelemetry-otlp 0.33 does.
 fn grpc_failure(status: Status) -> Failure {
-    let retryable = matches!(
-        status.code(),
+    let retry_after = status.get_details_retry_info().and_then(|r| r.retry_delay);
+    let retryable = match status.code() {
         Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::Aborted
-            | Code::OutOfRange
-            | Code::Unavailable
-            | Code::DataLoss
-    );
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => true,
+        Code::ResourceExhausted => retry_after.is_some(),
+        _ => false,
+    };
     Failure {
         message: format!(
             "the collector answered {:?}: {}",
@@ -206,6 +247,7 @@ fn grpc_failure(status: Status) -> Failure {
             status.message()
         ),
         retryable,
+        retry_after,
     }
 }
 
@@ -279,7 +321,11 @@ mod tests {
         seen: Arc<Mutex<Vec<HeaderMap>>>,
     }
 
-    async fn answer(State(collector): State<Scripted>, headers: HeaderMap) -> StatusCode {
+    /// A 429 comes with `Retry-After: 1`.
+    async fn answer(
+        State(collector): State<Scripted>,
+        headers: HeaderMap,
+    ) -> (StatusCode, [(&'static str, &'static str); 1]) {
         lock(&collector.seen).push(headers);
         let mut answers = lock(&collector.answers);
         let code = if answers.is_empty() {
@@ -287,7 +333,9 @@ mod tests {
         } else {
             answers.remove(0)
         };
-        StatusCode::from_u16(code).unwrap_or(StatusCode::OK)
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+        let after = if code == 429 { "1" } else { "0" };
+        (status, [("retry-after", after)])
     }
 
     /// Runs a scripted collector; returns its runtime (keep it), its state and its URL.
@@ -338,6 +386,23 @@ mod tests {
             assert_eq!(headers["authorization"], "Bearer abc");
             assert_eq!(headers["content-type"], "application/x-protobuf");
         }
+    }
+
+    #[test]
+    fn an_http_export_throttled_with_429_waits_as_long_as_retry_after_asks() {
+        let (_runtime, collector, url) = collector(&[429]);
+        let timeout = Duration::from_secs(5);
+        let transport =
+            Transport::new(Protocol::HttpProtobuf, &url, "", &settings(timeout)).expect("built");
+        let started = Instant::now();
+        assert!(send(&transport, timeout).is_ok());
+        // The backoff alone would have waited 100–200 ms.
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(lock(&collector.seen).len(), 2);
     }
 
     #[test]
@@ -439,7 +504,15 @@ mod tests {
     }
 
     #[test]
-    fn an_unreachable_collector_fails_within_the_export_timeout() {
+    fn a_grpc_export_refused_as_exhausted_without_retry_info_is_not_retried() {
+        let (_runtime, collector, transport) = grpc_collector(&[tonic::Code::ResourceExhausted]);
+        let error = send(&transport, Duration::from_secs(5)).expect_err("refused");
+        assert!(error.contains("ResourceExhausted"), "{error}");
+        assert_eq!(lock(&collector.seen).len(), 1);
+    }
+
+    #[test]
+    fn an_unreachable_collector_fails_instead_of_hanging() {
         // A port nothing listens on: bound, then released.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

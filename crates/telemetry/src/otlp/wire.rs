@@ -4,7 +4,8 @@
 //! and only from its own structs, which opentelemetry-otlp must first build from the SDK's,
 //! allocating a `String` for every key and value. [`Writer`] writes a nested message's body in
 //! place behind a one-byte length slot and widens the slot afterwards if the body came out longer
-//! than 127 bytes, which moves that body once. Field values follow proto3: a scalar at its
+//! than 127 bytes, which moves that body: a span's bytes move once for the span and once for
+//! each enclosing message (its scope's, the resource's), a few memcpy's of the batch. Field values follow proto3: a scalar at its
 //! default is left out (as prost leaves it out), unless the caller says it is a `oneof` member.
 //! The varint and key primitives are prost's own.
 
