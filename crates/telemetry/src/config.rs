@@ -299,40 +299,43 @@ fn positive(raw: Option<String>, variable: &str) -> Result<Option<usize>, Config
     .transpose()
 }
 
-/// `OTEL_RESOURCE_ATTRIBUTES` is `key=value` pairs separated by commas, values percent-encoded.
-fn parse_resource_attributes(raw: &str) -> Result<BTreeMap<String, String>, ConfigError> {
-    let bad = |reason: &str| ConfigError::new("OTEL_RESOURCE_ATTRIBUTES", raw, reason);
-    let mut attributes = BTreeMap::new();
-    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| bad("expected comma-separated key=value pairs"))?;
-        let key = key.trim();
-        if key.is_empty() {
-            return Err(bad("an attribute has an empty key"));
-        }
-        let value = percent_encoding::percent_decode_str(value.trim())
-            .decode_utf8()
-            .map_err(|_| bad("a value is not UTF-8 once percent-decoded"))?;
-        attributes.insert(key.to_owned(), value.into_owned());
-    }
-    Ok(attributes)
+/// The `key=value` pairs of `variable`'s value `raw`, separated by commas, each value
+/// percent-decoded: the format of `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_EXPORTER_OTLP_HEADERS`.
+fn parse_pairs(variable: &str, raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let bad = |reason: &str| ConfigError::new(variable, raw, reason);
+    raw.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| bad("expected comma-separated key=value pairs"))?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(bad("a pair has an empty key"));
+            }
+            let value = percent_encoding::percent_decode_str(value.trim())
+                .decode_utf8()
+                .map_err(|_| bad("a value is not UTF-8 once percent-decoded"))?;
+            Ok((key.to_owned(), value.into_owned()))
+        })
+        .collect()
 }
 
-/// `OTEL_EXPORTER_OTLP_HEADERS` (or a signal's own) is `name=value` pairs separated by commas, values
-/// percent-encoded, each a valid HTTP header.
+/// `OTEL_RESOURCE_ATTRIBUTES`: [`parse_pairs`], a later key replacing an earlier one.
+fn parse_resource_attributes(raw: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    Ok(parse_pairs("OTEL_RESOURCE_ATTRIBUTES", raw)?
+        .into_iter()
+        .collect())
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` (or a signal's own): [`parse_pairs`], each a valid HTTP header.
 fn parse_headers(variable: &str, raw: &str) -> Result<http::HeaderMap, ConfigError> {
     let bad = |reason: &str| ConfigError::new(variable, raw, reason);
     let mut headers = http::HeaderMap::new();
-    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or_else(|| bad("expected comma-separated name=value pairs"))?;
-        let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+    for (name, value) in parse_pairs(variable, raw)? {
+        let name = http::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| bad("a name is not a valid HTTP header name"))?;
-        let value = percent_encoding::percent_decode_str(value.trim())
-            .decode_utf8()
-            .map_err(|_| bad("a value is not UTF-8 once percent-decoded"))?;
         let value = http::HeaderValue::from_str(&value)
             .map_err(|_| bad("a value holds a character an HTTP header cannot"))?;
         headers.append(name, value);
