@@ -11,7 +11,9 @@
 //! - `provider`: the tracer provider: exporter, batch processor, sampler, resource.
 //! - `otlp`: the OTLP exporters of spans and log records (gRPC or HTTP/protobuf), encoding each
 //!   batch in one pass; opentelemetry-otlp's with `TELEMETRY_EXPORTER=opentelemetry-otlp`.
-//! - `subscriber`: the OpenTelemetry layer and the JSON log layer, each with its own filter.
+//! - `subscriber`: the OpenTelemetry layer and the JSON log layer.
+//! - `gate`: the subscriber's one filter (spans by level, events by `RUST_LOG`), and which layer
+//!   is told about which.
 //! - `dropped`: counting spans lost to failed exports (`otel_sdk_spans_dropped_total`).
 //! - `logs`: the log lines as OTLP log records, with their span's ids (`otel_sdk_logs_dropped_total`).
 //! - `guard`: [`TelemetryGuard`], which flushes spans at shutdown on any runtime flavour.
@@ -30,6 +32,7 @@ mod client;
 mod context;
 mod dropped;
 mod errors;
+mod gate;
 mod guard;
 mod logs;
 mod otlp;

@@ -1,43 +1,39 @@
 //! The `tracing` subscriber: one layer that turns spans into OpenTelemetry spans, one that
-//! writes JSON log lines to stdout, and one that sends the same lines as OTLP log records.
+//! writes JSON log lines to stdout, and one that sends the same lines as OTLP log records,
+//! behind one [`Gate`].
 
 use std::sync::OnceLock;
 
 use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::{logs::SdkLoggerProvider, trace::SdkTracerProvider};
-use tracing::{Level, dispatcher::WeakDispatch};
-use tracing_subscriber::{
-    EnvFilter, Layer,
-    filter::{self, FilterExt, LevelFilter},
-    layer::SubscriberExt,
-    util::SubscriberInitExt,
-};
+use tracing::dispatcher::WeakDispatch;
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::config::TelemetryConfig;
+use crate::{
+    config::TelemetryConfig,
+    gate::{EventsOnly, Gate, SpansOnly},
+};
 
 /// Installs the global subscriber. Returns an error if one is installed already.
 ///
-/// Each layer has its own filter. `RUST_LOG` decides which log lines are written, and never
-/// which spans are traced: an `EnvFilter` such as `warn` applied to the whole subscriber would
-/// disable the INFO-level server span, and `set_parent` on a disabled span is a silent no-op,
-/// so every incoming trace would be broken. The OpenTelemetry layer always sees INFO and above.
+/// `RUST_LOG` decides which log lines are written, and never which spans are traced: the
+/// OpenTelemetry layer sees every INFO span and no event, the log layers every event
+/// `RUST_LOG` lets through and no span (`gate`).
 pub fn install(
     config: &TelemetryConfig,
     provider: Option<&SdkTracerProvider>,
     logger: Option<&SdkLoggerProvider>,
 ) -> Result<(), tracing_subscriber::util::TryInitError> {
     let traces = provider.map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer(config.service_name.clone()))
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_tracked_inactivity(false)
-            .with_context_activation(false)
-            .with_filter(
-                filter::filter_fn(|meta| meta.is_span() && *meta.level() <= Level::INFO)
-                    .with_max_level_hint(Level::INFO),
-            )
+        SpansOnly(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer(config.service_name.clone()))
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
+                .with_context_activation(false),
+        )
     });
 
     let mut logs = json_subscriber::JsonLayer::stdout();
@@ -59,8 +55,7 @@ pub fn install(
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
 
     // The same lines as stdout, over OTLP (the exporters' own crates' lines excepted, in
-    // `WithSpanContext`). One filtered layer for both: each layer with a filter of its own is
-    // asked, at every enter, exit and close of every span, whether it sees that span.
+    // `WithSpanContext`).
     let exported_logs = logger.map(|logger| {
         crate::logs::WithSpanContext(
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(logger),
@@ -68,29 +63,18 @@ pub fn install(
     });
 
     tracing_subscriber::registry()
+        .with(Gate::new(traces.is_some(), filter))
         .with(traces)
         // Events only: json-subscriber serializes every field of every span it sees, at
         // creation and again at each `record`, for lines that print none of them (measured:
         // a quarter of inventory-service's instructions at `RUST_LOG=info`). The ids come from
         // the OpenTelemetry layer instead.
-        .with(
-            logs.and_then(exported_logs)
-                .with_filter(filter.and(events_only())),
-        )
+        .with(EventsOnly(logs.and_then(exported_logs)))
         .try_init()?;
     tracing::dispatcher::get_default(|dispatch| {
         let _ = GLOBAL_DISPATCH.set(dispatch.downgrade());
     });
     Ok(())
-}
-
-/// A filter that lets events through and no span. It filters by kind, not level, so its level
-/// hint is TRACE: without a hint `And` would report none, and the subscriber would lose the
-/// level fast path of the other filter (`RUST_LOG=warn` would build every INFO span, even with
-/// `TELEMETRY=off`; `tests/quiet_logs_without_telemetry_build_no_spans.rs`).
-fn events_only() -> filter::FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
-    filter::filter_fn(|meta: &tracing::Metadata<'_>| meta.is_event())
-        .with_max_level_hint(LevelFilter::TRACE)
 }
 
 /// The installed dispatcher, which `get_otel_context` needs to reach the OpenTelemetry layer.

@@ -1,6 +1,6 @@
 //! With `TELEMETRY=off` and `RUST_LOG=warn`, nothing wants an INFO span, so none is built: the
-//! JSON log layer takes events only, and a per-layer filter without a level hint would make
-//! the whole subscriber lose its level fast path (every INFO span built for nobody: +62 k
+//! JSON log layer takes events only, and a filter without the right level hint would make the
+//! whole subscriber lose its level fast path (every INFO span built for nobody: +62 k
 //! instructions an order in order-service, BENCHMARKS.md). (One test per file: telemetry
 //! installs a process-wide subscriber.)
 
