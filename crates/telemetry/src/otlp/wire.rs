@@ -43,8 +43,8 @@ impl Writer {
     /// A `bytes` (or `string`) field written even when empty: a `oneof` member, or an
     /// already-encoded message.
     pub(crate) fn bytes_always(&mut self, tag: u32, value: &[u8]) {
-        encode_key(tag, WireType::LengthDelimited, &mut self.buf);
-        encode_varint(value.len() as u64, &mut self.buf);
+        self.key(tag, WireType::LengthDelimited);
+        self.varint(value.len() as u64);
         self.buf.extend_from_slice(value);
     }
 
@@ -72,20 +72,20 @@ impl Writer {
 
     /// An `int64` or `bool` field written even at its default (a `oneof` member).
     pub(crate) fn varint_always(&mut self, tag: u32, value: u64) {
-        encode_key(tag, WireType::Varint, &mut self.buf);
-        encode_varint(value, &mut self.buf);
+        self.key(tag, WireType::Varint);
+        self.varint(value);
     }
 
     /// A `double` field written even when 0 (a `oneof` member).
     pub(crate) fn double_always(&mut self, tag: u32, value: f64) {
-        encode_key(tag, WireType::SixtyFourBit, &mut self.buf);
+        self.key(tag, WireType::SixtyFourBit);
         self.buf.extend_from_slice(&value.to_le_bytes());
     }
 
     /// A `fixed64` field, left out when 0.
     pub(crate) fn fixed64(&mut self, tag: u32, value: u64) {
         if value != 0 {
-            encode_key(tag, WireType::SixtyFourBit, &mut self.buf);
+            self.key(tag, WireType::SixtyFourBit);
             self.buf.extend_from_slice(&value.to_le_bytes());
         }
     }
@@ -93,7 +93,7 @@ impl Writer {
     /// A `fixed32` field, left out when 0.
     pub(crate) fn fixed32(&mut self, tag: u32, value: u32) {
         if value != 0 {
-            encode_key(tag, WireType::ThirtyTwoBit, &mut self.buf);
+            self.key(tag, WireType::ThirtyTwoBit);
             self.buf.extend_from_slice(&value.to_le_bytes());
         }
     }
@@ -101,17 +101,39 @@ impl Writer {
     /// A message field (always written, as prost writes a `Some` message even when empty),
     /// its body written by `body`.
     pub(crate) fn message(&mut self, tag: u32, body: impl FnOnce(&mut Self)) {
-        encode_key(tag, WireType::LengthDelimited, &mut self.buf);
+        self.key(tag, WireType::LengthDelimited);
         let slot = self.buf.len();
         self.buf.push(0);
         body(self);
         let len = self.buf.len() - slot - 1;
-        let width = encoded_len_varint(len as u64);
-        if width > 1 {
-            self.buf.resize(self.buf.len() + width - 1, 0);
-            self.buf.copy_within(slot + 1..slot + 1 + len, slot + width);
+        if len < 0x80 {
+            self.buf[slot] = len as u8;
+            return;
         }
+        let width = encoded_len_varint(len as u64);
+        self.buf.resize(self.buf.len() + width - 1, 0);
+        self.buf.copy_within(slot + 1..slot + 1 + len, slot + width);
         encode_varint(len as u64, &mut &mut self.buf[slot..slot + width]);
+    }
+
+    /// A field's key. Every OTLP tag but `Span.flags` (16) is below 16, so a key is one byte
+    /// (prost's `encode_key` is a call and a loop for it: a tenth of an exported span's
+    /// instructions went to varints).
+    fn key(&mut self, tag: u32, wire_type: WireType) {
+        if tag < 16 {
+            self.buf.push((tag << 3) as u8 | wire_type as u8);
+        } else {
+            encode_key(tag, wire_type, &mut self.buf);
+        }
+    }
+
+    /// A varint: one byte for the lengths and small numbers most fields hold.
+    fn varint(&mut self, value: u64) {
+        if value < 0x80 {
+            self.buf.push(value as u8);
+        } else {
+            encode_varint(value, &mut self.buf);
+        }
     }
 }
 
