@@ -74,7 +74,7 @@ pub type InFlight = Arc<AtomicUsize>;
 /// Counts `spans` the collector accepted in a batch and then refused (an OTLP partial
 /// success), as failed exports.
 pub(crate) fn count_rejected(spans: i64, reason: &str) {
-    static THROTTLE: Throttle = Throttle(Mutex::new(None));
+    static THROTTLE: Throttle = Throttle::new();
     let spans = usize::try_from(spans).unwrap_or(0);
     let total = count_lost(spans, "export_failed");
     if THROTTLE.due() {

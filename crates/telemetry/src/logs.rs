@@ -13,10 +13,7 @@
 //! its own thread.
 
 use std::{
-    sync::{
-        Arc, LazyLock,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{LazyLock, atomic::Ordering},
     time::Duration,
 };
 
@@ -61,30 +58,21 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
     }
     LazyLock::force(&DROPPED_METRIC);
     let endpoint = config.logs_endpoint.to_string();
-    let in_flight = Arc::new(AtomicUsize::new(0));
+    let in_flight = crate::dropped::InFlight::default();
     // The batch processor reads OTEL_BLRP_* itself; the queue bound is needed here too.
     let processor = match config.exporter {
-        ExporterKind::Direct => {
-            let inner = OtlpLogExporter::new(config)
-                .map_err(|reason| ExporterError::new(endpoint, reason))?;
-            let counting = CountingLogExporter {
-                inner,
-                in_flight: in_flight.clone(),
-            };
-            BatchLogProcessor::builder(counting).build()
-        }
+        ExporterKind::Direct => batched(
+            OtlpLogExporter::new(config).map_err(|reason| ExporterError::new(endpoint, reason))?,
+            &in_flight,
+        ),
         ExporterKind::OpentelemetryOtlp => {
             let builder = opentelemetry_otlp::LogExporter::builder();
-            let inner = match config.protocol {
+            let exporter = match config.protocol {
                 Protocol::Grpc => builder.with_tonic().with_endpoint(&endpoint).build(),
                 Protocol::HttpProtobuf => builder.with_http().with_endpoint(&endpoint).build(),
             }
             .map_err(|reason| ExporterError::new(endpoint, reason))?;
-            let counting = CountingLogExporter {
-                inner,
-                in_flight: in_flight.clone(),
-            };
-            BatchLogProcessor::builder(counting).build()
+            batched(exporter, &in_flight)
         }
     };
     Ok(Some(
@@ -149,11 +137,24 @@ pub(crate) fn count_rejected(records: i64, message: &str) {
     }
 }
 
+/// `exporter` behind the batch processor, its failed exports counted; each batch it takes
+/// leaves `in_flight`.
+fn batched<E: SdkLogExporter + 'static>(
+    exporter: E,
+    in_flight: &crate::dropped::InFlight,
+) -> BatchLogProcessor {
+    BatchLogProcessor::builder(CountingLogExporter {
+        inner: exporter,
+        in_flight: in_flight.clone(),
+    })
+    .build()
+}
+
 /// Counts the records of every failed export.
 #[derive(Debug)]
 struct CountingLogExporter<E> {
     inner: E,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: crate::dropped::InFlight,
 }
 
 impl<E: SdkLogExporter> SdkLogExporter for CountingLogExporter<E> {
@@ -188,7 +189,7 @@ impl<E: SdkLogExporter> SdkLogExporter for CountingLogExporter<E> {
 #[derive(Debug)]
 struct CountingLogProcessor<P> {
     inner: P,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: crate::dropped::InFlight,
     capacity: usize,
     body_limit: usize,
 }

@@ -53,8 +53,7 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
         ExporterKind::Direct => {
             let exporter = OtlpSpanExporter::new(config)
                 .map_err(|reason| ExporterError::new(endpoint, reason))?;
-            let counting = crate::dropped::CountingExporter::new(exporter, in_flight.clone(), None);
-            BatchSpanProcessor::builder(counting).build()
+            batched(exporter, &in_flight, None)
         }
         ExporterKind::OpentelemetryOtlp => {
             let builder = opentelemetry_otlp::SpanExporter::builder();
@@ -63,12 +62,8 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
                 Protocol::HttpProtobuf => builder.with_http().with_endpoint(&endpoint).build(),
             }
             .map_err(|reason| ExporterError::new(endpoint, reason))?;
-            let counting = crate::dropped::CountingExporter::new(
-                exporter,
-                in_flight.clone(),
-                Some(config.attribute_value_limit),
-            );
-            BatchSpanProcessor::builder(counting).build()
+            // opentelemetry-otlp sends values whole: they are cut before it sees them.
+            batched(exporter, &in_flight, Some(config.attribute_value_limit))
         }
     };
     Ok(builder
@@ -78,6 +73,16 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
             config.max_queue_size,
         ))
         .build())
+}
+
+/// `exporter` behind the batch processor, its failed exports counted (`dropped`).
+fn batched<E: opentelemetry_sdk::trace::SpanExporter + 'static>(
+    exporter: E,
+    in_flight: &crate::dropped::InFlight,
+    value_limit: Option<usize>,
+) -> BatchSpanProcessor {
+    let counting = crate::dropped::CountingExporter::new(exporter, in_flight.clone(), value_limit);
+    BatchSpanProcessor::builder(counting).build()
 }
 
 /// The resource of SPEC §2. `Resource::builder()` adds `telemetry.sdk.*` and whatever

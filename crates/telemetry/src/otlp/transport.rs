@@ -367,6 +367,11 @@ mod tests {
         ExportSettings { headers, timeout }
     }
 
+    /// An HTTP/protobuf transport to `url`, with the test settings.
+    fn http_transport(url: &url::Url, timeout: Duration) -> Transport {
+        Transport::new(Protocol::HttpProtobuf, url, "", &settings(timeout)).expect("built")
+    }
+
     /// Sends one request the way the batch processor does: polled to completion on a thread
     /// with no runtime.
     fn send(transport: &Transport, timeout: Duration) -> Result<Bytes, String> {
@@ -377,8 +382,7 @@ mod tests {
     fn an_http_export_is_retried_on_503_and_carries_the_configured_headers() {
         let (_runtime, collector, url) = collector(&[503, 503]);
         let timeout = Duration::from_secs(5);
-        let transport =
-            Transport::new(Protocol::HttpProtobuf, &url, "", &settings(timeout)).expect("built");
+        let transport = http_transport(&url, timeout);
         assert!(send(&transport, timeout).is_ok());
         let seen = lock(&collector.seen);
         assert_eq!(seen.len(), 3, "two refusals, then the accepted attempt");
@@ -392,8 +396,7 @@ mod tests {
     fn an_http_export_throttled_with_429_waits_as_long_as_retry_after_asks() {
         let (_runtime, collector, url) = collector(&[429]);
         let timeout = Duration::from_secs(5);
-        let transport =
-            Transport::new(Protocol::HttpProtobuf, &url, "", &settings(timeout)).expect("built");
+        let transport = http_transport(&url, timeout);
         let started = Instant::now();
         assert!(send(&transport, timeout).is_ok());
         // The backoff alone would have waited 100–200 ms.
@@ -409,8 +412,7 @@ mod tests {
     fn an_http_export_refused_with_400_is_not_retried_and_says_why() {
         let (_runtime, collector, url) = collector(&[400]);
         let timeout = Duration::from_secs(5);
-        let transport =
-            Transport::new(Protocol::HttpProtobuf, &url, "", &settings(timeout)).expect("built");
+        let transport = http_transport(&url, timeout);
         let error = send(&transport, timeout).expect_err("refused");
         assert!(error.contains("400"), "{error}");
         assert_eq!(lock(&collector.seen).len(), 1);
