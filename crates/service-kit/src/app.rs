@@ -1,6 +1,6 @@
 //! The layers every service router gets.
 
-use std::any::Any;
+use std::{any::Any, sync::Arc};
 
 use axum::{
     Router,
@@ -25,6 +25,7 @@ pub fn api<S>(routes: Router<S>, openapi: utoipa::openapi::OpenApi) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let openapi = Arc::new(openapi);
     let routes = routes
         .fallback(|| async { ApiError::not_found("No such route") })
         .method_not_allowed_fallback(|| async {
@@ -35,10 +36,16 @@ where
     telemetry::traced(routes)
         .route("/health", get(health))
         .route("/metrics", get(telemetry::metrics_handler))
-        .route(
-            "/openapi.json",
-            get(move || async move { axum::Json(openapi) }),
-        )
+        .route("/openapi.json", get(move || describe(openapi.clone())))
+}
+
+/// `GET /openapi.json`. The document is shared, not owned by the handler: axum clones every
+/// route's handler for each connection it accepts, so a handler owning the document
+/// deep-copied it, in hundreds of small allocations, per connection: under load these copies
+/// were most of inventory-service's heap (heaptrack), and the freed ones stayed in the
+/// allocator's arenas (`tests/connections_share_the_openapi_document.rs`).
+async fn describe(openapi: Arc<utoipa::openapi::OpenApi>) -> Response {
+    axum::Json(&*openapi).into_response()
 }
 
 async fn health() -> impl IntoResponse {
