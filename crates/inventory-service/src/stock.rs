@@ -98,17 +98,35 @@ pub struct Level {
     pub sold: u64,
 }
 
+/// What is kept of a reservation, in about half of a [`ReservationRecord`]'s memory (up to
+/// 10 000 finished ones are kept): its id is the map's key, its strings are boxed.
 struct Reservation {
-    record: ReservationRecord,
+    item: Box<str>,
+    quantity: u64,
+    state: ReservationState,
+    key: Option<Box<str>>,
     /// When a held reservation expires.
     expires: Instant,
+}
+
+impl Reservation {
+    /// As the API shows it.
+    fn record(&self, id: Uuid) -> ReservationRecord {
+        ReservationRecord {
+            reservation_id: id.to_string(),
+            item: self.item.to_string(),
+            quantity: self.quantity,
+            state: self.state,
+            key: self.key.as_deref().map(str::to_owned),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Book {
     levels: BTreeMap<String, Level>,
     reservations: HashMap<Uuid, Reservation>,
-    by_key: HashMap<String, Uuid>,
+    by_key: HashMap<Box<str>, Uuid>,
     /// Held reservations in creation order: with one TTL for all, also expiry order.
     held: VecDeque<Uuid>,
     /// Finished reservations in the order they finished, for forgetting the oldest.
@@ -119,26 +137,23 @@ impl Book {
     /// Moves a held reservation's units and marks it `to`; returns its record.
     fn finish(&mut self, id: Uuid, to: ReservationState) -> Option<ReservationRecord> {
         let reservation = self.reservations.get_mut(&id)?;
-        if reservation.record.state != ReservationState::Held {
-            return Some(reservation.record.clone());
+        if reservation.state != ReservationState::Held {
+            return Some(reservation.record(id));
         }
-        let level = self
-            .levels
-            .entry(reservation.record.item.clone())
-            .or_default();
-        let units = reservation.record.quantity;
+        let level = self.levels.entry(reservation.item.to_string()).or_default();
+        let units = reservation.quantity;
         level.held -= units;
         match to {
             ReservationState::Confirmed => level.sold += units,
             _ => level.available += units,
         }
-        reservation.record.state = to;
-        let record = reservation.record.clone();
+        reservation.state = to;
+        let record = reservation.record(id);
         self.finished.push_back(id);
         while self.finished.len() > REMEMBERED_RESERVATIONS {
             if let Some(old) = self.finished.pop_front()
                 && let Some(gone) = self.reservations.remove(&old)
-                && let Some(key) = gone.record.key
+                && let Some(key) = gone.key
             {
                 self.by_key.remove(&key);
             }
@@ -239,22 +254,17 @@ impl StockBook {
         level.held += quantity;
         let available = level.available;
         let id = Uuid::new_v4();
-        let record = ReservationRecord {
-            reservation_id: id.to_string(),
-            item: item.to_owned(),
+        let reservation = Reservation {
+            item: item.into(),
             quantity,
             state: ReservationState::Held,
-            key: key.map(str::to_owned),
+            key: key.map(Box::from),
+            expires: Instant::now() + self.ttl,
         };
-        book.reservations.insert(
-            id,
-            Reservation {
-                record: record.clone(),
-                expires: Instant::now() + self.ttl,
-            },
-        );
+        let record = reservation.record(id);
+        book.reservations.insert(id, reservation);
         if let Some(key) = key {
-            book.by_key.insert(key.to_owned(), id);
+            book.by_key.insert(key.into(), id);
         }
         book.held.push_back(id);
         Ok(Reserved {
@@ -291,7 +301,7 @@ impl StockBook {
         let id = Uuid::parse_str(id).map_err(|_| StockError::UnknownReservation)?;
         let mut book = self.lock();
         let record = match book.reservations.get(&id) {
-            Some(r) if r.record.item == item => r.record.clone(),
+            Some(r) if *r.item == *item => r.record(id),
             _ => return Err(StockError::UnknownReservation),
         };
         let unchanged = |record| {
@@ -324,7 +334,7 @@ impl StockBook {
         let mut expired = Vec::new();
         while let Some(&id) = book.held.front() {
             let due = match book.reservations.get(&id) {
-                Some(r) if r.record.state == ReservationState::Held => r.expires <= now,
+                Some(r) if r.state == ReservationState::Held => r.expires <= now,
                 // Confirmed or released since: nothing to expire.
                 _ => true,
             };
@@ -335,7 +345,7 @@ impl StockBook {
             let still_held = book
                 .reservations
                 .get(&id)
-                .is_some_and(|r| r.record.state == ReservationState::Held);
+                .is_some_and(|r| r.state == ReservationState::Held);
             if still_held && let Some(record) = book.finish(id, ReservationState::Expired) {
                 expired.push(record);
             }
@@ -348,8 +358,8 @@ impl StockBook {
         let book = self.lock();
         let mut all: Vec<ReservationRecord> = book
             .reservations
-            .values()
-            .map(|r| r.record.clone())
+            .iter()
+            .map(|(id, r)| r.record(*id))
             .collect();
         all.sort_by_key(|r| r.state != ReservationState::Held);
         all
@@ -370,15 +380,15 @@ fn repeat_of(
     item: &str,
     quantity: u64,
 ) -> Option<Result<Reserved, StockError>> {
-    let reservation = book.reservations.get(book.by_key.get(key)?)?;
-    let record = &reservation.record;
-    if record.item != item || record.quantity != quantity {
+    let id = *book.by_key.get(key)?;
+    let reservation = book.reservations.get(&id)?;
+    if *reservation.item != *item || reservation.quantity != quantity {
         return Some(Err(StockError::KeyReused));
     }
     Some(Ok(Reserved {
-        record: record.clone(),
+        record: reservation.record(id),
         available: book.levels.get(item).map_or(0, |l| l.available),
-        expires_in: (record.state == ReservationState::Held).then(|| {
+        expires_in: (reservation.state == ReservationState::Held).then(|| {
             reservation
                 .expires
                 .saturating_duration_since(Instant::now())
@@ -510,5 +520,38 @@ mod tests {
         );
         let level = book.level("pen").unwrap();
         assert_eq!((level.available, level.held, level.sold), (9, 0, 1));
+    }
+
+    #[test]
+    fn finished_reservations_are_forgotten_oldest_first_with_their_keys() {
+        let book = book(u64::MAX / 2);
+        let first = book.reserve("pen", 1, Some("key-0")).unwrap().record;
+        book.confirm("pen", &first.reservation_id).unwrap();
+        let mut last = first.clone();
+        for i in 1..=REMEMBERED_RESERVATIONS {
+            last = book
+                .reserve("pen", 1, Some(&format!("key-{i}")))
+                .unwrap()
+                .record;
+            book.confirm("pen", &last.reservation_id).unwrap();
+        }
+        // The newest is remembered as it was made, key and all.
+        let repeat = book.reserve("pen", 1, Some(&format!("key-{REMEMBERED_RESERVATIONS}")));
+        let repeat = repeat.unwrap();
+        assert!(!repeat.created);
+        assert_eq!(repeat.record.reservation_id, last.reservation_id);
+        assert_eq!(repeat.record.state, ReservationState::Confirmed);
+        assert_eq!(
+            repeat.record.key.as_deref(),
+            Some(&*format!("key-{REMEMBERED_RESERVATIONS}"))
+        );
+        // The oldest is gone, and so is its key: using it again makes a new reservation.
+        assert_eq!(
+            book.confirm("pen", &first.reservation_id).map(|e| e.record),
+            Err(StockError::UnknownReservation)
+        );
+        let again = book.reserve("pen", 1, Some("key-0")).unwrap();
+        assert!(again.created);
+        assert_ne!(again.record.reservation_id, first.reservation_id);
     }
 }
