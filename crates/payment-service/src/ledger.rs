@@ -55,10 +55,46 @@ pub enum LedgerError {
     NotCharged,
 }
 
+/// The keys remembered, oldest first in `order`; each key's text is shared by both.
 #[derive(Default)]
 struct Keys {
-    records: HashMap<String, ChargeRecord>,
-    order: VecDeque<String>,
+    records: HashMap<Arc<str>, Kept>,
+    order: VecDeque<Arc<str>>,
+}
+
+/// What is kept of a key's [`ChargeRecord`], in about half its memory (10 000 are kept): the
+/// key is the map's, the charge's id is kept as the UUID it is made from, strings are boxed.
+struct Kept {
+    state: ChargeState,
+    charge: Option<KeptCharge>,
+}
+
+struct KeptCharge {
+    charge_id: uuid::Uuid,
+    item: Box<str>,
+    amount_cents: u64,
+    status: Box<str>,
+}
+
+impl KeptCharge {
+    fn charge(&self) -> Charge {
+        Charge {
+            charge_id: self.charge_id.to_string(),
+            item: self.item.to_string(),
+            amount_cents: self.amount_cents,
+            status: self.status.to_string(),
+        }
+    }
+}
+
+impl Kept {
+    fn record(&self, key: &str) -> ChargeRecord {
+        ChargeRecord {
+            key: key.to_owned(),
+            state: self.state,
+            charge: self.charge.as_ref().map(KeptCharge::charge),
+        }
+    }
 }
 
 /// The ledger. Cloning shares it.
@@ -92,11 +128,13 @@ impl Ledger {
         if let Some(record) = keys.records.get(key) {
             return match (&record.state, &record.charge) {
                 (ChargeState::Cancelled, _) | (_, None) => Err(LedgerError::Cancelled),
-                (_, Some(charge)) if charge.item != item || charge.amount_cents != amount_cents => {
+                (_, Some(charge))
+                    if *charge.item != *item || charge.amount_cents != amount_cents =>
+                {
                     Err(LedgerError::KeyReused)
                 }
                 (_, Some(charge)) => Ok(Some(Charged {
-                    charge: charge.clone(),
+                    charge: charge.charge(),
                     created: false,
                 })),
             };
@@ -104,19 +142,22 @@ impl Ledger {
         if refused() {
             return Ok(None);
         }
-        let charge = Charge {
-            charge_id: uuid::Uuid::new_v4().to_string(),
-            item: item.to_owned(),
+        let charge = KeptCharge {
+            charge_id: uuid::Uuid::new_v4(),
+            item: item.into(),
             amount_cents,
-            status: "succeeded".to_owned(),
+            status: "succeeded".into(),
         };
-        keys.insert(ChargeRecord {
-            key: key.to_owned(),
-            state: ChargeState::Charged,
-            charge: Some(charge.clone()),
-        });
+        let made = charge.charge();
+        keys.insert(
+            key,
+            Kept {
+                state: ChargeState::Charged,
+                charge: Some(charge),
+            },
+        );
         Ok(Some(Charged {
-            charge,
+            charge: made,
             created: true,
         }))
     }
@@ -126,14 +167,14 @@ impl Ledger {
     pub fn cancel(&self, key: &str) -> ChargeRecord {
         let mut keys = self.lock();
         if let Some(record) = keys.records.get(key) {
-            return record.clone();
+            return record.record(key);
         }
-        let record = ChargeRecord {
-            key: key.to_owned(),
+        let cancelled = Kept {
             state: ChargeState::Cancelled,
             charge: None,
         };
-        keys.insert(record.clone());
+        let record = cancelled.record(key);
+        keys.insert(key, cancelled);
         record
     }
 
@@ -144,17 +185,17 @@ impl Ledger {
         let record = keys.records.get_mut(key).ok_or(LedgerError::NotCharged)?;
         match record.state {
             ChargeState::Cancelled => Err(LedgerError::NotCharged),
-            ChargeState::Refunded => Ok((record.clone(), false)),
+            ChargeState::Refunded => Ok((record.record(key), false)),
             ChargeState::Charged => {
                 record.state = ChargeState::Refunded;
-                Ok((record.clone(), true))
+                Ok((record.record(key), true))
             }
         }
     }
 
     /// What happened to `key`, if it is known.
     pub fn get(&self, key: &str) -> Option<ChargeRecord> {
-        self.lock().records.get(key).cloned()
+        self.lock().records.get(key).map(|r| r.record(key))
     }
 
     /// Every key remembered, oldest first.
@@ -162,7 +203,7 @@ impl Ledger {
         let keys = self.lock();
         keys.order
             .iter()
-            .filter_map(|k| keys.records.get(k).cloned())
+            .filter_map(|k| keys.records.get(k).map(|r| r.record(k)))
             .collect()
     }
 
@@ -173,9 +214,11 @@ impl Ledger {
 }
 
 impl Keys {
-    fn insert(&mut self, record: ChargeRecord) {
-        self.order.push_back(record.key.clone());
-        self.records.insert(record.key.clone(), record);
+    /// Remembers a key not seen before, forgetting the oldest beyond [`REMEMBERED_KEYS`].
+    fn insert(&mut self, key: &str, kept: Kept) {
+        let key: Arc<str> = key.into();
+        self.order.push_back(key.clone());
+        self.records.insert(key, kept);
         while self.order.len() > REMEMBERED_KEYS {
             if let Some(old) = self.order.pop_front() {
                 self.records.remove(&old);
@@ -228,5 +271,38 @@ mod tests {
         ledger.cancel("c");
         assert_eq!(ledger.refund("c"), Err(LedgerError::NotCharged));
         assert_eq!(ledger.refund("unknown"), Err(LedgerError::NotCharged));
+    }
+
+    #[test]
+    fn the_oldest_keys_are_forgotten_beyond_the_bound_and_the_rest_kept_whole() {
+        let ledger = Ledger::default();
+        let first = ledger
+            .charge("key-0", "book", 100, || false)
+            .unwrap()
+            .unwrap();
+        ledger.cancel("key-1");
+        for i in 2..REMEMBERED_KEYS + 1 {
+            ledger
+                .charge(&format!("key-{i}"), "pen", i as u64, || false)
+                .unwrap();
+        }
+        // One over the bound: key-0 is forgotten, and a charge with it is a new charge.
+        assert_eq!(ledger.get("key-0"), None);
+        let again = ledger
+            .charge("key-0", "book", 100, || false)
+            .unwrap()
+            .unwrap();
+        assert!(again.created);
+        assert_ne!(again.charge.charge_id, first.charge.charge_id);
+        // key-0's new charge pushed key-1 out too.
+        assert_eq!(ledger.get("key-1"), None);
+        let all = ledger.all();
+        assert_eq!(all.len(), REMEMBERED_KEYS);
+        assert_eq!(all[0].key, "key-2");
+        let newest = all.last().unwrap();
+        assert_eq!(newest.key, "key-0");
+        assert_eq!(newest.state, ChargeState::Charged);
+        assert_eq!(newest.charge.as_ref(), Some(&again.charge));
+        assert_eq!(again.charge.status, "succeeded");
     }
 }
