@@ -43,7 +43,7 @@ where
 /// route's handler for each connection it accepts, so a handler owning the document
 /// deep-copied it, in hundreds of small allocations, per connection: under load these copies
 /// were most of inventory-service's heap (heaptrack), and the freed ones stayed in the
-/// allocator's arenas (`tests/connections_share_the_openapi_document.rs`).
+/// allocator's arenas (`system-tests/tests/connections_share_the_openapi_document.rs`).
 async fn describe(openapi: Arc<utoipa::openapi::OpenApi>) -> Response {
     axum::Json(&*openapi).into_response()
 }

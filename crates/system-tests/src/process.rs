@@ -146,10 +146,7 @@ impl ServiceProcess {
 
     /// Resident memory, in bytes (from /proc).
     pub fn rss_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
+        rss_bytes_of(self.child.id())
     }
 
     /// Sends `signal` to the process.
@@ -215,4 +212,13 @@ pub fn run_to_exit(name: &str, env: &[(&str, &str)], timeout: Duration) -> (Opti
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Resident memory of process `pid` (this test's own: `std::process::id()`), in bytes, from
+/// /proc.
+pub fn rss_bytes_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

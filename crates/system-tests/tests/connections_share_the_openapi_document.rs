@@ -4,9 +4,11 @@
 //! owned the document, each connection deep-copied it: with the four services' small documents
 //! that was most of inventory-service's heap under load (heaptrack), and it grows with every
 //! documented route. This test serves a large document and keeps many connections open; it has a
-//! file to itself because it reads the process's resident memory.
+//! file (a test binary) to itself because it reads the process's resident memory.
 
 use std::time::Duration;
+
+use system_tests::rss_bytes_of;
 
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -40,16 +42,6 @@ fn large_document(routes: usize) -> utoipa::openapi::OpenApi {
         .info(Info::new("large", "1"))
         .paths(paths)
         .build()
-}
-
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc/self/status");
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS in /proc/self/status");
-    kib * 1024
 }
 
 /// One `GET path` on `stream` (kept open), returning the response's body.
@@ -95,7 +87,7 @@ async fn open_connections_do_not_each_copy_the_openapi_document() {
         serde_json::from_str(&get(&mut first, "/openapi.json").await).expect("JSON");
     assert_eq!(served, expected, "GET /openapi.json serves the document");
 
-    let before = resident_bytes();
+    let before = rss_bytes_of(std::process::id()).expect("VmRSS in /proc/self/status");
     let mut open = Vec::new();
     for _ in 0..CONNECTIONS {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
@@ -105,7 +97,9 @@ async fn open_connections_do_not_each_copy_the_openapi_document() {
         assert!(body.contains("ok"), "{body}");
         open.push(stream);
     }
-    let grown = resident_bytes().saturating_sub(before);
+    let grown = rss_bytes_of(std::process::id())
+        .expect("VmRSS in /proc/self/status")
+        .saturating_sub(before);
 
     // Each copy would cost more than the serialized document (its strings and maps, in small
     // allocations); half of it per connection in all is far above what a connection needs.
