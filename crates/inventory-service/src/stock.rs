@@ -9,6 +9,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
+    ops::Bound,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -98,13 +99,14 @@ pub struct Level {
     pub sold: u64,
 }
 
-/// What is kept of a reservation, in about half of a [`ReservationRecord`]'s memory (up to
-/// 10 000 finished ones are kept): its id is the map's key, its strings are boxed.
+/// What is kept of a reservation, in under half of a [`ReservationRecord`]'s memory (up to
+/// 10 000 finished ones are kept): its id is the map's key, its item is the catalogue's own
+/// name, and its key is the one `by_key` holds: one allocation each, shared.
 struct Reservation {
-    item: Box<str>,
+    item: Arc<str>,
     quantity: u64,
     state: ReservationState,
-    key: Option<Box<str>>,
+    key: Option<Arc<str>>,
     /// When a held reservation expires.
     expires: Instant,
 }
@@ -124,9 +126,9 @@ impl Reservation {
 
 #[derive(Default)]
 struct Book {
-    levels: BTreeMap<String, Level>,
+    levels: BTreeMap<Arc<str>, Level>,
     reservations: HashMap<Uuid, Reservation>,
-    by_key: HashMap<Box<str>, Uuid>,
+    by_key: HashMap<Arc<str>, Uuid>,
     /// Held reservations in creation order: with one TTL for all, also expiry order.
     held: VecDeque<Uuid>,
     /// Finished reservations in the order they finished, for forgetting the oldest.
@@ -140,7 +142,8 @@ impl Book {
         if reservation.state != ReservationState::Held {
             return Some(reservation.record(id));
         }
-        let level = self.levels.entry(reservation.item.to_string()).or_default();
+        // Reservations are only made for items of the catalogue, which never loses one.
+        let level = self.levels.get_mut(&*reservation.item)?;
         let units = reservation.quantity;
         level.held -= units;
         match to {
@@ -200,7 +203,7 @@ impl StockBook {
                 .into_iter()
                 .map(|(item, available)| {
                     (
-                        item,
+                        Arc::from(item),
                         Level {
                             available,
                             ..Level::default()
@@ -241,9 +244,12 @@ impl StockBook {
             return repeat;
         }
         let book = &mut *guard;
-        let level = book
+        // The catalogue's name with its level, in one lookup (a `get_key_value` whose value
+        // can be changed): the reservation shares the name.
+        let (name, level) = book
             .levels
-            .get_mut(item)
+            .range_mut::<str, _>((Bound::Included(item), Bound::Included(item)))
+            .next()
             .ok_or_else(|| StockError::UnknownItem(item.to_owned()))?;
         if level.available < quantity {
             return Err(StockError::Insufficient {
@@ -254,17 +260,18 @@ impl StockBook {
         level.held += quantity;
         let available = level.available;
         let id = Uuid::new_v4();
+        let key = key.map(Arc::<str>::from);
         let reservation = Reservation {
-            item: item.into(),
+            item: Arc::clone(name),
             quantity,
             state: ReservationState::Held,
-            key: key.map(Box::from),
+            key: key.clone(),
             expires: Instant::now() + self.ttl,
         };
         let record = reservation.record(id);
         book.reservations.insert(id, reservation);
         if let Some(key) = key {
-            book.by_key.insert(key.into(), id);
+            book.by_key.insert(key, id);
         }
         book.held.push_back(id);
         Ok(Reserved {
