@@ -15,13 +15,15 @@ pub const REMEMBERED_ORDERS: usize = 10_000;
 
 /// What is kept of an order, in about a third of an [`Order`]'s memory (10 000 of them are
 /// most of order-service's heap): its id is the ring's and the index's key, the other services'
-/// ids are kept as their 16 bytes, and the strings are boxed, without the spare capacity a
-/// `String` may carry.
+/// ids are kept as their 16 bytes, and the item and the status share one allocation, without
+/// the spare capacity a `String` may carry.
 struct Remembered {
-    item: Box<str>,
+    /// The item's name, then the status.
+    texts: Box<str>,
+    /// Where the status starts in `texts`.
+    item_len: usize,
     charge_id: ForeignId,
     reservation_id: ForeignId,
-    status: Box<str>,
     quantity: i64,
     price: f64,
     amount: f64,
@@ -34,6 +36,16 @@ struct Remembered {
 enum ForeignId {
     Uuid(Uuid),
     Text(Box<str>),
+}
+
+impl Remembered {
+    fn item(&self) -> &str {
+        &self.texts[..self.item_len]
+    }
+
+    fn status(&self) -> &str {
+        &self.texts[self.item_len..]
+    }
 }
 
 impl From<String> for ForeignId {
@@ -88,11 +100,15 @@ impl OrderBook {
     /// Remembers `order` as the order `id` (`get` gives `id` as its `order_id`), forgetting
     /// the oldest beyond [`REMEMBERED_ORDERS`].
     pub fn insert(&self, id: Uuid, order: Order) {
+        let item_len = order.item.len();
+        let mut texts = String::with_capacity(item_len + order.status.len());
+        texts.push_str(&order.item);
+        texts.push_str(&order.status);
         let remembered = Remembered {
-            item: order.item.into(),
+            texts: texts.into(),
+            item_len,
             charge_id: order.charge_id.into(),
             reservation_id: order.reservation_id.into(),
-            status: order.status.into(),
             quantity: order.quantity,
             price: order.price,
             amount: order.amount,
@@ -123,14 +139,14 @@ impl OrderBook {
             .get(usize::try_from(place.checked_sub(orders.front)?).ok()?)?;
         Some(Order {
             order_id: id.to_string(),
-            item: order.item.to_string(),
+            item: order.item().to_owned(),
             quantity: order.quantity,
             price: order.price,
             amount: order.amount,
             amount_cents: order.amount_cents,
             charge_id: order.charge_id.to_string(),
             reservation_id: order.reservation_id.to_string(),
-            status: order.status.to_string(),
+            status: order.status().to_owned(),
         })
     }
 
@@ -165,6 +181,18 @@ mod tests {
         let placed = order(id);
         book.insert(id, placed.clone());
         assert_eq!(book.get(&id), Some(placed));
+        // The item and the status are kept together: each comes back whole, whatever its
+        // characters or its length.
+        for (item, status) in [("carnet à spirale", "créé"), ("", "created"), ("book", "")] {
+            let id = Uuid::new_v4();
+            let placed = Order {
+                item: item.to_owned(),
+                status: status.to_owned(),
+                ..order(id)
+            };
+            book.insert(id, placed.clone());
+            assert_eq!(book.get(&id), Some(placed));
+        }
         assert_eq!(book.get(&Uuid::new_v4()), None);
     }
 
