@@ -1,10 +1,12 @@
 //! The orders created, kept in memory for `GET /orders/{id}`.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
+    hash::{BuildHasher, RandomState},
     sync::{Arc, Mutex, MutexGuard},
 };
 
+use hashbrown::HashTable;
 use uuid::Uuid;
 
 use crate::api::Order;
@@ -75,14 +77,16 @@ pub struct OrderBook {
     inner: Arc<Mutex<Orders>>,
 }
 
-/// The remembered orders in a ring, oldest first, and an index of their places in it: a hash
-/// table of whole orders would hold 16 384 of them for 10 000 (its load factor), this one
-/// holds that many 24-byte entries.
+/// The remembered orders in a ring, oldest first, and an index of their places in it. A hash
+/// table of whole orders would hold 16 384 of them for 10 000 (its load factor); this index
+/// holds that many places, of 8 bytes each, and finds an id's place by comparing the id the
+/// ring holds there.
 struct Orders {
     ring: VecDeque<(Uuid, Remembered)>,
-    /// The sequence number of the ring's front; each order placed takes the next.
+    /// The place of the ring's front; each order placed takes the next.
     front: u64,
-    by_id: HashMap<Uuid, u64>,
+    places: HashTable<u64>,
+    hasher: RandomState,
 }
 
 impl Default for Orders {
@@ -91,9 +95,15 @@ impl Default for Orders {
         Self {
             ring: VecDeque::with_capacity(REMEMBERED_ORDERS),
             front: 0,
-            by_id: HashMap::with_capacity(REMEMBERED_ORDERS),
+            places: HashTable::with_capacity(REMEMBERED_ORDERS),
+            hasher: RandomState::new(),
         }
     }
+}
+
+/// What the ring holds at `place`, if it still holds it.
+fn at(ring: &VecDeque<(Uuid, Remembered)>, front: u64, place: u64) -> Option<&(Uuid, Remembered)> {
+    ring.get(usize::try_from(place.checked_sub(front)?).ok()?)
 }
 
 impl OrderBook {
@@ -114,29 +124,45 @@ impl OrderBook {
             amount: order.amount,
             amount_cents: order.amount_cents,
         };
-        let mut orders = self.lock();
-        if orders.ring.len() == REMEMBERED_ORDERS
-            && let Some((oldest, _)) = orders.ring.pop_front()
+        let mut guard = self.lock();
+        let Orders {
+            ring,
+            front,
+            places,
+            hasher,
+        } = &mut *guard;
+        if ring.len() == REMEMBERED_ORDERS
+            && let Some((oldest, _)) = ring.pop_front()
         {
-            let front = orders.front;
             // An id placed again points at its newer place, which stays.
-            if orders.by_id.get(&oldest) == Some(&front) {
-                orders.by_id.remove(&oldest);
+            let oldest_place = *front;
+            if let Ok(entry) = places.find_entry(hasher.hash_one(oldest), |&p| p == oldest_place) {
+                entry.remove();
             }
-            orders.front += 1;
+            *front += 1;
         }
-        let place = orders.front + orders.ring.len() as u64;
-        orders.ring.push_back((id, remembered));
-        orders.by_id.insert(id, place);
+        let place = *front + ring.len() as u64;
+        ring.push_back((id, remembered));
+        let hash = hasher.hash_one(id);
+        let same_id = |&p: &u64| at(ring, *front, p).is_some_and(|(held, _)| *held == id);
+        match places.find_mut(hash, same_id) {
+            Some(earlier) => *earlier = place,
+            None => {
+                // Every place in the index is in the ring, so `at` finds each one.
+                let rehash =
+                    |&p: &u64| at(ring, *front, p).map_or(0, |(held, _)| hasher.hash_one(held));
+                places.insert_unique(hash, place, rehash);
+            }
+        }
     }
 
     /// The order `id`, if remembered.
     pub fn get(&self, id: &Uuid) -> Option<Order> {
         let orders = self.lock();
-        let place = orders.by_id.get(id)?;
-        let (_, order) = orders
-            .ring
-            .get(usize::try_from(place.checked_sub(orders.front)?).ok()?)?;
+        let held_at =
+            |&p: &u64| at(&orders.ring, orders.front, p).is_some_and(|(held, _)| held == id);
+        let place = *orders.places.find(orders.hasher.hash_one(id), held_at)?;
+        let (_, order) = at(&orders.ring, orders.front, place)?;
         Some(Order {
             order_id: id.to_string(),
             item: order.item().to_owned(),
