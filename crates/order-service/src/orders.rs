@@ -15,7 +15,7 @@ use crate::api::Order;
 /// under a load test.
 pub const REMEMBERED_ORDERS: usize = 10_000;
 
-/// What is kept of an order, in about a third of an [`Order`]'s memory (10 000 of them are
+/// What is kept of an order, in under half of an [`Order`]'s memory (10 000 of them are
 /// most of order-service's heap): its id is the ring's and the index's key, the other services'
 /// ids are kept as their 16 bytes, and the item and the status share one allocation, without
 /// the spare capacity a `String` may carry.
