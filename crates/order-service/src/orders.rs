@@ -200,6 +200,14 @@ mod tests {
         }
     }
 
+    /// Places an order, as `change` makes it, under a new id, and checks `get` gives it whole.
+    fn comes_back_whole(book: &OrderBook, change: impl FnOnce(Order) -> Order) {
+        let id = Uuid::new_v4();
+        let placed = change(order(id));
+        book.insert(id, placed.clone());
+        assert_eq!(book.get(&id), Some(placed));
+    }
+
     #[test]
     fn a_remembered_order_comes_back_as_it_was_placed() {
         let book = OrderBook::default();
@@ -210,14 +218,11 @@ mod tests {
         // The item and the status are kept together: each comes back whole, whatever its
         // characters or its length.
         for (item, status) in [("carnet à spirale", "créé"), ("", "created"), ("book", "")] {
-            let id = Uuid::new_v4();
-            let placed = Order {
+            comes_back_whole(&book, |placed| Order {
                 item: item.to_owned(),
                 status: status.to_owned(),
-                ..order(id)
-            };
-            book.insert(id, placed.clone());
-            assert_eq!(book.get(&id), Some(placed));
+                ..placed
+            });
         }
         assert_eq!(book.get(&Uuid::new_v4()), None);
     }
@@ -246,14 +251,11 @@ mod tests {
             "",
         ];
         for text in given {
-            let id = Uuid::new_v4();
-            let placed = Order {
+            comes_back_whole(&book, |placed| Order {
                 charge_id: text.to_owned(),
                 reservation_id: text.to_owned(),
-                ..order(id)
-            };
-            book.insert(id, placed.clone());
-            assert_eq!(book.get(&id), Some(placed), "{text:?}");
+                ..placed
+            });
         }
     }
 
