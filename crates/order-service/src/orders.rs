@@ -16,9 +16,9 @@ use crate::api::Order;
 pub const REMEMBERED_ORDERS: usize = 10_000;
 
 /// What is kept of an order, in under half of an [`Order`]'s memory (10 000 of them are
-/// most of order-service's heap): its id is the ring's and the index's key, the other services'
-/// ids are kept as their 16 bytes, and the item and the status share one allocation, without
-/// the spare capacity a `String` may carry.
+/// most of order-service's heap): its id is kept once, beside it in the ring (the index holds
+/// places, not ids), the other services' ids are kept as their 16 bytes, and the item and the
+/// status share one allocation, without the spare capacity a `String` may carry.
 struct Remembered {
     /// The item's name, then the status.
     texts: Box<str>,
