@@ -96,6 +96,12 @@ pub struct TelemetryConfig {
     /// `OTEL_BSP_MAX_QUEUE_SIZE` (the SDK's default, 2048): spans waiting for export at most;
     /// beyond it they are dropped and counted.
     pub max_queue_size: usize,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (the SDK's default, 512): the most spans one export
+    /// carries (never more than `max_queue_size`).
+    pub max_export_batch_size: usize,
+    /// `OTEL_BSP_SCHEDULE_DELAY` in milliseconds (the SDK's default, 5000): how long spans wait
+    /// at most before a batch that is not full is sent.
+    pub schedule_delay: std::time::Duration,
     /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` (default [`DEFAULT_ATTRIBUTE_VALUE_LIMIT`]): string
     /// values longer than this, in bytes, are cut before export.
     pub attribute_value_limit: usize,
@@ -159,6 +165,12 @@ pub const DEFAULT_EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::fro
 
 /// The batch processor's queue size when `OTEL_BSP_MAX_QUEUE_SIZE` is unset (the SDK's).
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
+
+/// The most spans in one export when `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` is unset (the SDK's).
+pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
+
+/// The longest wait before a batch is sent when `OTEL_BSP_SCHEDULE_DELAY` is unset (the SDK's).
+pub const DEFAULT_SCHEDULE_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The longest string value exported when `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` is unset. The
 /// specification's default is no limit; with that, a batch of 512 spans (the SDK's batch size)
@@ -242,6 +254,16 @@ impl TelemetryConfig {
         // The SDK reads it too, and silently ignores a bad value; here a bad value is refused.
         let max_queue_size = positive(get("OTEL_BSP_MAX_QUEUE_SIZE"), "OTEL_BSP_MAX_QUEUE_SIZE")?
             .unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
+        let max_export_batch_size = positive(
+            get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        )?
+        .unwrap_or(DEFAULT_MAX_EXPORT_BATCH_SIZE)
+        .min(max_queue_size);
+        let schedule_delay = positive(get("OTEL_BSP_SCHEDULE_DELAY"), "OTEL_BSP_SCHEDULE_DELAY")?
+            .map_or(DEFAULT_SCHEDULE_DELAY, |ms| {
+                std::time::Duration::from_millis(ms as u64)
+            });
         let attribute_value_limit = positive(
             get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
             "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
@@ -279,6 +301,8 @@ impl TelemetryConfig {
             log_filter,
             tracing_off,
             max_queue_size,
+            max_export_batch_size,
+            schedule_delay,
             attribute_value_limit,
             traces_export,
             logs_export,
@@ -453,6 +477,38 @@ mod tests {
         assert!(matches!(c.sampler, Sampler::ParentBased(_)));
         assert!(!c.sdk_disabled);
         assert_eq!(c.log_filter, "info");
+    }
+
+    #[test]
+    fn batch_settings_are_the_sdks_defaults_and_a_bad_one_is_refused_in_one_line() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(
+            (c.max_queue_size, c.max_export_batch_size, c.schedule_delay),
+            (2048, 512, std::time::Duration::from_secs(5))
+        );
+        let c = config(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "250"),
+        ])
+        .expect("valid settings");
+        // A batch never holds more than the queue, as the SDK's BatchConfig has it.
+        assert_eq!(c.max_export_batch_size, 100);
+        assert_eq!(c.schedule_delay, std::time::Duration::from_millis(250));
+        for (variable, value) in [
+            ("OTEL_BSP_SCHEDULE_DELAY", "5s"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "0"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-1"),
+        ] {
+            let error = config(&[(variable, value)])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.contains(variable) && !error.contains('\n'),
+                "{variable}={value}: {error:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Counting the spans telemetry loses, so that an outage of the collector is visible instead of
-//! silent. Requests never wait for export: the batch processor queues spans (bounded by
+//! silent. Requests never wait for export: the span processor queues spans (bounded by
 //! `OTEL_BSP_MAX_QUEUE_SIZE`) and exports them from its own thread. Spans are lost two ways,
 //! each counted in `otel_sdk_spans_dropped_total{reason}`:
-//! - `export_failed`: an export failed (the collector is down, or refused), counted by
-//!   [`CountingExporter`];
-//! - `queue_full`: the queue was full (a collector that accepts and then stalls), counted by
-//!   [`CountingProcessor`], which keeps the bound itself: the SDK counts such drops only in
-//!   a private field, reported once, at shutdown.
+//! - `export_failed`: an export failed (the collector is down, or refused);
+//! - `queue_full`: the queue was full (a collector that accepts and then stalls).
+//!
+//! This crate's processor (`otlp::processor`) counts both itself. In front of the SDK's batch
+//! processor (`TELEMETRY_EXPORTER=opentelemetry-otlp`), [`CountingExporter`] counts the failed
+//! exports and [`CountingProcessor`] keeps the queue's bound itself: the SDK counts such drops
+//! only in a private field, reported once, at shutdown.
 
 use std::{
     sync::{
@@ -61,6 +63,12 @@ impl Throttle {
     }
 }
 
+/// Spans lost since start, in this process, for whatever reason.
+#[cfg(test)]
+pub(crate) fn lost_so_far() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
 /// Counts `spans` lost for `reason`; returns the running total.
 fn count_lost(spans: usize, reason: &str) -> u64 {
     DROPPED_METRIC.add(&[reason], spans as f64);
@@ -104,7 +112,7 @@ impl<E> CountingExporter<E> {
     /// Wraps `inner`; each batch it exports leaves `in_flight`; with a `value_limit`, string
     /// values longer than that many bytes are cut (at a character boundary).
     pub fn new(inner: E, in_flight: InFlight, value_limit: Option<usize>) -> Self {
-        LazyLock::force(&DROPPED_METRIC);
+        register();
         Self {
             inner,
             in_flight,
@@ -112,13 +120,35 @@ impl<E> CountingExporter<E> {
             throttle: Throttle::default(),
         }
     }
+}
 
-    fn count_failure(&self, spans: usize, error: &dyn std::fmt::Display) {
-        let total = count_lost(spans, "export_failed");
-        if self.throttle.due() {
-            // No span is current on the exporter thread: this is a log line, not a span event.
-            tracing::warn!(dropped = spans, dropped_total = total, error = %error, "span export failed; spans dropped");
-        }
+/// Puts `otel_sdk_spans_dropped_total` on `/metrics` (at 0) before any span is lost.
+pub(crate) fn register() {
+    LazyLock::force(&DROPPED_METRIC);
+}
+
+/// Counts the `spans` of an export that failed, and says so at most once per [`LOG_INTERVAL`].
+pub(crate) fn count_failed_export(
+    spans: usize,
+    error: &dyn std::fmt::Display,
+    throttle: &Throttle,
+) {
+    let total = count_lost(spans, "export_failed");
+    if throttle.due() {
+        // No span is current on the exporter thread: this is a log line, not a span event.
+        tracing::warn!(dropped = spans, dropped_total = total, error = %error, "span export failed; spans dropped");
+    }
+}
+
+/// Counts a span dropped because `capacity` spans were already waiting for export.
+pub(crate) fn count_queue_full(capacity: usize, throttle: &Throttle) {
+    let total = count_lost(1, "queue_full");
+    if throttle.due() {
+        tracing::warn!(
+            dropped_total = total,
+            queue = capacity,
+            "span export queue full (the collector is slow); spans dropped"
+        );
     }
 }
 
@@ -154,14 +184,7 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
     fn on_end(&self, span: SpanData) {
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            let total = count_lost(1, "queue_full");
-            if self.throttle.due() {
-                tracing::warn!(
-                    dropped_total = total,
-                    queue = self.capacity,
-                    "span export queue full (the collector is slow); spans dropped"
-                );
-            }
+            count_queue_full(self.capacity, &self.throttle);
             return;
         }
         self.inner.on_end(span);
@@ -194,7 +217,7 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
         );
         let result = self.inner.export(batch).await;
         if let Err(error) = &result {
-            self.count_failure(spans, error);
+            count_failed_export(spans, error, &self.throttle);
         }
         result
     }

@@ -11,7 +11,7 @@ use opentelemetry_otlp::WithExportConfig as _;
 
 use crate::{
     config::{ExporterKind, Protocol, TelemetryConfig},
-    otlp::OtlpSpanExporter,
+    otlp::OtlpSpanProcessor,
 };
 
 /// A failure to build the exporter (a transport that cannot be set up).
@@ -33,11 +33,12 @@ impl ExporterError {
 
 /// Builds the provider described by `config`.
 ///
-/// The exporter is this crate's own (`otlp`), built from the validated settings, unless
-/// `TELEMETRY_EXPORTER=opentelemetry-otlp` asks for that crate's; its transport is then chosen
-/// explicitly (`with_tonic` / `with_http`) and the endpoint passed explicitly. The sampler is set in code from our own parse of `OTEL_TRACES_SAMPLER`, because a
-/// sampler set in code makes the SDK ignore that variable. The batch processor keeps its
-/// defaults and reads `OTEL_BSP_*` itself; it exports from its own thread, which is why the
+/// The processor and exporter are this crate's own (`otlp`), built from the validated settings
+/// (`OTEL_BSP_*` included), unless `TELEMETRY_EXPORTER=opentelemetry-otlp` asks for that
+/// crate's exporter behind the SDK's batch processor; its transport is then chosen explicitly
+/// (`with_tonic` / `with_http`) and the endpoint passed explicitly. The sampler is set in code
+/// from our own parse of `OTEL_TRACES_SAMPLER`, because a sampler set in code makes the SDK
+/// ignore that variable. Both processors export from a thread of their own, which is why the
 /// HTTP transport is the blocking reqwest client (see the workspace `Cargo.toml`).
 pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterError> {
     let builder = SdkTracerProvider::builder()
@@ -47,42 +48,34 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
         return Ok(builder.build());
     }
     let endpoint = config.traces_endpoint.to_string();
-    let in_flight = crate::dropped::InFlight::default();
-    // The batch processor reads OTEL_BSP_* itself; the queue bound is needed here too.
-    let processor = match config.exporter {
-        ExporterKind::Direct => {
-            let exporter = OtlpSpanExporter::new(config)
-                .map_err(|reason| ExporterError::new(endpoint, reason))?;
-            batched(exporter, &in_flight, None)
-        }
-        ExporterKind::OpentelemetryOtlp => {
-            let builder = opentelemetry_otlp::SpanExporter::builder();
-            let exporter = match config.protocol {
-                Protocol::Grpc => builder.with_tonic().with_endpoint(&endpoint).build(),
-                Protocol::HttpProtobuf => builder.with_http().with_endpoint(&endpoint).build(),
-            }
+    if config.exporter == ExporterKind::Direct {
+        let processor = OtlpSpanProcessor::new(config)
             .map_err(|reason| ExporterError::new(endpoint, reason))?;
-            // opentelemetry-otlp sends values whole: they are cut before it sees them.
-            batched(exporter, &in_flight, Some(config.attribute_value_limit))
+        return Ok(builder.with_span_processor(processor).build());
+    }
+    let exporter = {
+        let builder = opentelemetry_otlp::SpanExporter::builder();
+        match config.protocol {
+            Protocol::Grpc => builder.with_tonic().with_endpoint(&endpoint).build(),
+            Protocol::HttpProtobuf => builder.with_http().with_endpoint(&endpoint).build(),
         }
+        .map_err(|reason| ExporterError::new(endpoint, reason))?
     };
+    // opentelemetry-otlp sends values whole: they are cut before it sees them. The batch
+    // processor reads OTEL_BSP_* itself; the queue bound is needed here too.
+    let in_flight = crate::dropped::InFlight::default();
+    let counting = crate::dropped::CountingExporter::new(
+        exporter,
+        in_flight.clone(),
+        Some(config.attribute_value_limit),
+    );
     Ok(builder
         .with_span_processor(crate::dropped::CountingProcessor::new(
-            processor,
+            BatchSpanProcessor::builder(counting).build(),
             in_flight,
             config.max_queue_size,
         ))
         .build())
-}
-
-/// `exporter` behind the batch processor, its failed exports counted (`dropped`).
-fn batched<E: opentelemetry_sdk::trace::SpanExporter + 'static>(
-    exporter: E,
-    in_flight: &crate::dropped::InFlight,
-    value_limit: Option<usize>,
-) -> BatchSpanProcessor {
-    let counting = crate::dropped::CountingExporter::new(exporter, in_flight.clone(), value_limit);
-    BatchSpanProcessor::builder(counting).build()
 }
 
 /// The resource of SPEC §2. `Resource::builder()` adds `telemetry.sdk.*` and whatever

@@ -1,5 +1,6 @@
-//! The OTLP exporters of spans and log records: each batch encoded in one pass from the SDK's
-//! own records and sent over gRPC or HTTP/protobuf.
+//! The OTLP export of spans and log records: encoded in one pass from the SDK's own records
+//! (spans one at a time as they end, in `processor`; log records a batch at a time) and sent
+//! over gRPC or HTTP/protobuf.
 //!
 //! They replace opentelemetry-otlp 0.33's exporters for cost alone: its span exporter clones
 //! the whole batch for every attempt (opentelemetry-rust #3368), and both convert a batch into
@@ -12,20 +13,20 @@
 
 mod common;
 mod log_records;
+mod processor;
 mod spans;
 mod transport;
 mod wire;
 
+pub(crate) use processor::OtlpSpanProcessor;
+
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::{
-    logs::v1::ExportLogsServiceResponse, trace::v1::ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_sdk::{
     Resource,
     error::{OTelSdkError, OTelSdkResult},
     logs::{LogBatch, LogExporter},
-    trace::{SpanData, SpanExporter},
 };
 use prost::Message as _;
 
@@ -77,46 +78,7 @@ impl Destination {
     }
 }
 
-/// Exports spans as OTLP. Built once; the SDK gives it the resource before the first batch.
-#[derive(Debug)]
-pub(crate) struct OtlpSpanExporter(Destination);
-
-impl OtlpSpanExporter {
-    /// The exporter `config` describes. Must be called on the runtime (see `transport`).
-    pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
-        Destination::new(
-            config,
-            &config.traces_endpoint,
-            TRACE_EXPORT,
-            &config.traces_export,
-        )
-        .map(Self)
-    }
-}
-
-impl SpanExporter for OtlpSpanExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let to = &self.0;
-        let request = spans::request(&batch, &to.resource, &to.schema_url, to.value_limit);
-        drop(batch);
-        let response = to.send(request).await?;
-        // A collector may accept a batch and still refuse some of its spans.
-        if let Ok(ExportTraceServiceResponse {
-            partial_success: Some(partial),
-        }) = ExportTraceServiceResponse::decode(response)
-            && (partial.rejected_spans > 0 || !partial.error_message.is_empty())
-        {
-            crate::dropped::count_rejected(partial.rejected_spans, &partial.error_message);
-        }
-        Ok(())
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.0.set_resource(resource);
-    }
-}
-
-/// Exports log records as OTLP, like [`OtlpSpanExporter`].
+/// Exports log records as OTLP, from the SDK's batch log processor.
 #[derive(Debug)]
 pub(crate) struct OtlpLogExporter(Destination);
 

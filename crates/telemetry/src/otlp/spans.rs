@@ -1,14 +1,18 @@
-//! `ExportTraceServiceRequest`, written straight from the SDK's `SpanData`: the bytes
-//! opentelemetry-otlp 0.33 would send for the same batch (`transform::trace` of
-//! opentelemetry-proto: one `ResourceSpans`, one `ScopeSpans` per instrumentation scope in order
-//! of first appearance), without building its structs. The test below decodes both and compares.
+//! `ExportTraceServiceRequest`, written straight from the SDK's `SpanData`, one span at a time as
+//! each ends (`processor`): the bytes opentelemetry-otlp 0.33 would send for the same batch
+//! (`transform::trace` of opentelemetry-proto: one `ResourceSpans`, one `ScopeSpans` per
+//! instrumentation scope in order of first appearance), without building its structs. The test
+//! below decodes both and compares.
 
-use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::{
+    InstrumentationScope,
+    trace::{SpanKind, Status},
+};
 use opentelemetry_sdk::trace::SpanData;
 
 use super::{
-    common::{attributes, nanos, scope},
-    wire::Writer,
+    common::{attributes, nanos},
+    wire::{Writer, field_len},
 };
 
 /// `Span.flags` bits of OTLP: the W3C flags, plus "the parent's remoteness is known" and
@@ -16,47 +20,120 @@ use super::{
 const CONTEXT_HAS_IS_REMOTE: u32 = 0x100;
 const CONTEXT_IS_REMOTE: u32 = 0x200;
 
-/// The request for `batch`; `resource` is [`super::common::resource`]'s encoding, string values
-/// are cut to `limit` bytes.
+/// Spans encoded one at a time, as they end: per instrumentation scope, in order of first
+/// appearance (as opentelemetry-proto groups a batch), the `ScopeSpans.spans` fields of its
+/// spans, each span's key, length and body.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedSpans {
+    scopes: Vec<(InstrumentationScope, Vec<u8>)>,
+    count: usize,
+    /// The capacity the first scope's buffer is made with.
+    expected: usize,
+}
+
+impl EncodedSpans {
+    /// Spans whose first scope is expected to take about `bytes`: a buffer made that large
+    /// at once is neither copied as it grows nor left twice as large as it needs.
+    pub(crate) fn expecting(bytes: usize) -> Self {
+        Self {
+            expected: bytes,
+            ..Self::default()
+        }
+    }
+
+    /// The bytes of the spans encoded so far.
+    pub(crate) fn bytes(&self) -> usize {
+        self.scopes.iter().map(|(_, spans)| spans.len()).sum()
+    }
+
+    /// Encodes `span` after the others, its string values cut to `limit` bytes.
+    pub(crate) fn push(&mut self, span: &SpanData, limit: usize) {
+        let at = match self
+            .scopes
+            .iter()
+            .position(|(scope, _)| *scope == span.instrumentation_scope)
+        {
+            Some(at) => at,
+            None => {
+                let buf = Vec::with_capacity(std::mem::take(&mut self.expected));
+                self.scopes.push((span.instrumentation_scope.clone(), buf));
+                self.scopes.len() - 1
+            }
+        };
+        let buf = &mut self.scopes[at].1;
+        let mut w = Writer::from_vec(std::mem::take(buf));
+        w.message(2, |w| write_span(w, span, limit));
+        *buf = w.into_vec();
+        self.count += 1;
+    }
+
+    /// Spans encoded so far.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The `ExportTraceServiceRequest` of these spans: one `ResourceSpans`, one `ScopeSpans`
+    /// per scope. `resource` is [`super::common::resource`]'s encoding. Every length is known
+    /// before its body is written, so each span's bytes are copied once, into the request.
+    pub(crate) fn request(&self, resource: &[u8], schema_url: &str, limit: usize) -> Vec<u8> {
+        // Per scope: its `InstrumentationScope` message and the length of its `ScopeSpans`.
+        let scopes: Vec<(Vec<u8>, usize)> = self
+            .scopes
+            .iter()
+            .map(|(scope, spans)| {
+                let mut w = Writer::default();
+                super::common::scope(&mut w, scope, scope.name(), limit);
+                let message = w.into_vec();
+                let len = field_len(message.len())
+                    + spans.len()
+                    + string_len(scope.schema_url().unwrap_or_default());
+                (message, len)
+            })
+            .collect();
+        let resource_spans = field_len(resource.len())
+            + scopes.iter().map(|(_, len)| field_len(*len)).sum::<usize>()
+            + string_len(schema_url);
+        let mut w = Writer::with_capacity(field_len(resource_spans));
+        // ExportTraceServiceRequest.resource_spans
+        w.header(1, resource_spans);
+        // ResourceSpans.resource
+        w.header(1, resource.len());
+        w.raw(resource);
+        for ((scope, spans), (message, len)) in self.scopes.iter().zip(&scopes) {
+            // ResourceSpans.scope_spans: scope, spans, schema_url
+            w.header(2, *len);
+            w.header(1, message.len());
+            w.raw(message);
+            w.raw(spans);
+            w.string(3, scope.schema_url().unwrap_or_default());
+        }
+        w.string(3, schema_url);
+        w.into_vec()
+    }
+}
+
+/// The bytes a `string` field of tag 1–15 takes (none when empty: proto3 leaves it out).
+fn string_len(value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        field_len(value.len())
+    }
+}
+
+/// The request for `batch`, as [`EncodedSpans`] writes it.
+#[cfg(test)]
 pub(crate) fn request(
     batch: &[SpanData],
     resource: &[u8],
     schema_url: &str,
     limit: usize,
 ) -> Vec<u8> {
-    // Spans of this project run to 300–700 bytes; a guess avoids most regrowth.
-    let mut w = Writer::with_capacity(256 + batch.len() * 640);
-    // Spans grouped by scope, each group in the batch's order, as opentelemetry-proto groups.
-    let mut scopes: Vec<(usize, Vec<&SpanData>)> = Vec::new();
-    for (i, span) in batch.iter().enumerate() {
-        match scopes
-            .iter_mut()
-            .find(|(first, _)| batch[*first].instrumentation_scope == span.instrumentation_scope)
-        {
-            Some((_, spans)) => spans.push(span),
-            None => scopes.push((i, vec![span])),
-        }
+    let mut spans = EncodedSpans::default();
+    for span in batch {
+        spans.push(span, limit);
     }
-    // ExportTraceServiceRequest.resource_spans
-    w.message(1, |w| {
-        // ResourceSpans.resource
-        w.message(1, |w| w.raw(resource));
-        for (first, spans) in &scopes {
-            let instrumentation = &batch[*first].instrumentation_scope;
-            // ResourceSpans.scope_spans
-            w.message(2, |w| {
-                w.message(1, |w| {
-                    scope(w, instrumentation, instrumentation.name(), limit)
-                });
-                for span in spans {
-                    w.message(2, |w| write_span(w, span, limit));
-                }
-                w.string(3, instrumentation.schema_url().unwrap_or_default());
-            });
-        }
-        w.string(3, schema_url);
-    });
-    w.into_vec()
+    spans.request(resource, schema_url, limit)
 }
 
 /// The body of one `Span`.

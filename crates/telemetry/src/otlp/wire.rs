@@ -24,8 +24,21 @@ impl Writer {
         }
     }
 
+    /// A writer that appends to `buf`.
+    pub(crate) fn from_vec(buf: Vec<u8>) -> Self {
+        Self { buf }
+    }
+
     pub(crate) fn into_vec(self) -> Vec<u8> {
         self.buf
+    }
+
+    /// The key and length of a message field whose `len`-byte body the caller writes next
+    /// (with [`Writer::raw`] and the like): for a body whose length is known beforehand, which
+    /// [`Writer::message`] would otherwise move to widen its length.
+    pub(crate) fn header(&mut self, tag: u32, len: usize) {
+        self.key(tag, WireType::LengthDelimited);
+        self.varint(len as u64);
     }
 
     /// Bytes already encoded (a message body), as they are.
@@ -137,9 +150,14 @@ impl Writer {
     }
 }
 
+/// The bytes a message field of tag 1–15 with a `len`-byte body takes: key, length, body.
+pub(crate) fn field_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Writer;
+    use super::{Writer, field_len};
 
     #[test]
     fn a_nested_message_longer_than_127_bytes_gets_a_two_byte_length() {
@@ -152,6 +170,19 @@ mod tests {
         assert_eq!(&bytes[3..6], &[0x12, 0xAC, 0x02]);
         assert_eq!(bytes.len(), 3 + 3 + 300);
         assert!(bytes[6..].iter().all(|b| *b == 7));
+    }
+
+    #[test]
+    fn a_header_written_ahead_matches_a_nested_message() {
+        let body = vec![7_u8; 300];
+        let mut nested = Writer::default();
+        nested.message(1, |w| w.raw(&body));
+        let mut ahead = Writer::default();
+        ahead.header(1, body.len());
+        ahead.raw(&body);
+        let (nested, ahead) = (nested.into_vec(), ahead.into_vec());
+        assert_eq!(nested, ahead);
+        assert_eq!(field_len(body.len()), ahead.len());
     }
 
     #[test]
