@@ -71,8 +71,8 @@ struct State {
     flushes_done: u64,
     /// Whether every export of the last flush succeeded.
     last_flush_ok: bool,
+    /// The shutdown was asked: spans that end from then on are not exported.
     stopping: bool,
-    stopped: bool,
     /// The `Resource` message and its schema URL, given by the SDK before the first span.
     resource: Arc<(Vec<u8>, String)>,
     /// The bytes of the last full batch: what the next batch's buffer is made with.
@@ -254,7 +254,6 @@ impl Sender {
                 let mut state = lock(&self.shared.state);
                 state.flushes_done = ticket;
                 state.last_flush_ok = ok;
-                state.stopped = turn.stop;
                 self.shared.done.notify_all();
             }
             if turn.stop {
