@@ -6,8 +6,8 @@
 //! through a channel of `OTEL_BSP_MAX_QUEUE_SIZE` slots, allocated whole at start, to its thread,
 //! which encodes the batch there and frees every allocation. Here only a span's encoded bytes
 //! wait, and its allocations are freed by the thread that made them. Measured (BENCHMARKS.md,
-//! seventh round): 1.1–1.4 k instructions a span fewer (6–7 %), and 0.3–1.0 MiB less resident
-//! in three of the four services after a sustained run.
+//! seventh round): 1.1–1.4 k instructions a span fewer (6–7 %), and 0.5–1.3 MiB less resident
+//! in payment- and notification-service after a sustained run.
 //!
 //! It keeps the batch processor's settings and behaviour: at most `OTEL_BSP_MAX_QUEUE_SIZE`
 //! spans wait (beyond that they are dropped and counted, `dropped`); a batch is sent when it
