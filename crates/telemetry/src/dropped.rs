@@ -95,23 +95,23 @@ pub(crate) fn count_rejected(spans: i64, reason: &str) {
     }
 }
 
-/// An exporter that counts the spans of every failed export. With a `value_limit`, it first
-/// cuts every string value (attributes, event attributes, status description) to that length,
-/// for opentelemetry-otlp's exporter, which sends them whole (this crate's exporter cuts while
-/// it encodes): a few large values (a 16 KiB `User-Agent`, say) could otherwise push one batch
+/// An exporter that counts the spans of every failed export. It first cuts every string value
+/// (attributes, event attributes, status description) to `value_limit` bytes, for
+/// opentelemetry-otlp's exporter, which sends them whole (this crate's exporter cuts while it
+/// encodes): a few large values (a 16 KiB `User-Agent`, say) could otherwise push one batch
 /// past the receiver's 4 MiB limit, and the whole batch, everyone's spans, would be refused.
 #[derive(Debug)]
 pub struct CountingExporter<E> {
     inner: E,
     in_flight: InFlight,
-    value_limit: Option<usize>,
+    value_limit: usize,
     throttle: Throttle,
 }
 
 impl<E> CountingExporter<E> {
-    /// Wraps `inner`; each batch it exports leaves `in_flight`; with a `value_limit`, string
-    /// values longer than that many bytes are cut (at a character boundary).
-    pub fn new(inner: E, in_flight: InFlight, value_limit: Option<usize>) -> Self {
+    /// Wraps `inner`; each batch it exports leaves `in_flight`; string values longer than
+    /// `value_limit` bytes are cut (at a character boundary).
+    pub fn new(inner: E, in_flight: InFlight, value_limit: usize) -> Self {
         register();
         Self {
             inner,
@@ -206,10 +206,8 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
 impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
-        if let Some(limit) = self.value_limit {
-            for span in &mut batch {
-                limit_values(span, limit);
-            }
+        for span in &mut batch {
+            limit_values(span, self.value_limit);
         }
         self.in_flight.fetch_sub(
             spans.min(self.in_flight.load(Ordering::Acquire)),

@@ -67,7 +67,7 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
     let counting = crate::dropped::CountingExporter::new(
         exporter,
         in_flight.clone(),
-        Some(config.attribute_value_limit),
+        config.attribute_value_limit,
     );
     Ok(builder
         .with_span_processor(crate::dropped::CountingProcessor::new(

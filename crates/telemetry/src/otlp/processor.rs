@@ -103,7 +103,8 @@ impl OtlpSpanProcessor {
             work: Condvar::new(),
             done: Condvar::new(),
         });
-        let max_batch = config.max_export_batch_size.min(config.max_queue_size);
+        // `config` keeps it within the queue, as the SDK's `BatchConfig` does.
+        let max_batch = config.max_export_batch_size;
         let sender = Sender {
             shared: shared.clone(),
             destination,

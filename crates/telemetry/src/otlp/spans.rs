@@ -97,13 +97,11 @@ impl EncodedSpans {
         // ExportTraceServiceRequest.resource_spans
         w.header(1, resource_spans);
         // ResourceSpans.resource
-        w.header(1, resource.len());
-        w.raw(resource);
+        w.bytes_always(1, resource);
         for ((scope, spans), (message, len)) in self.scopes.iter().zip(&scopes) {
             // ResourceSpans.scope_spans: scope, spans, schema_url
             w.header(2, *len);
-            w.header(1, message.len());
-            w.raw(message);
+            w.bytes_always(1, message);
             w.raw(spans);
             w.string(3, scope.schema_url().unwrap_or_default());
         }

@@ -56,8 +56,7 @@ impl Writer {
     /// A `bytes` (or `string`) field written even when empty: a `oneof` member, or an
     /// already-encoded message.
     pub(crate) fn bytes_always(&mut self, tag: u32, value: &[u8]) {
-        self.key(tag, WireType::LengthDelimited);
-        self.varint(value.len() as u64);
+        self.header(tag, value.len());
         self.buf.extend_from_slice(value);
     }
 
