@@ -19,7 +19,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Finishes a service's router: JSON 404/405 for unknown routes, a body limit, panics turned
 /// into a JSON 500 (inside the SERVER span, so they show as ERROR in the trace), the SERVER span
-/// and `X-Trace-Id` from [`telemetry::traced`], and untraced `GET /health`, `GET /metrics` and
+/// and `X-Trace-Id` from [`telemetry::traced`], a count of requests for [`crate::memory`], and
+/// untraced `GET /health`, `GET /metrics` and
 /// `GET /openapi.json` (the description utoipa generates from the handlers' types).
 pub fn api<S>(routes: Router<S>, openapi: utoipa::openapi::OpenApi) -> Router<S>
 where
@@ -32,7 +33,8 @@ where
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(panic_response));
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::map_request(counted));
     telemetry::traced(routes)
         .route("/health", get(health))
         .route("/metrics", get(telemetry::metrics_handler))
@@ -46,6 +48,12 @@ where
 /// allocator's arenas (`system-tests/tests/connections_share_the_openapi_document.rs`).
 async fn describe(openapi: Arc<utoipa::openapi::OpenApi>) -> Response {
     axum::Json(&*openapi).into_response()
+}
+
+/// Counts the request for [`crate::memory`], which gives memory back once requests stop.
+async fn counted<B>(request: axum::http::Request<B>) -> axum::http::Request<B> {
+    crate::memory::count_request();
+    request
 }
 
 async fn health() -> impl IntoResponse {

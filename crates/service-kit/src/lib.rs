@@ -10,6 +10,7 @@
 //! - [`downstream`]: [`DownstreamError`] and the JSON call helper the typed clients use.
 //! - [`idempotency`]: `Idempotency-Key` handling: repeats get the first answer.
 //! - [`faults`]: fault injection, from the environment and a 127.0.0.1-only admin endpoint.
+//! - [`memory`]: freed memory given back to the system once a burst of requests is over.
 //! - [`health`]: `--health-check`, the binary probing its own `/health` (for containers).
 
 pub mod api_error;
@@ -20,6 +21,7 @@ pub mod faults;
 pub mod health;
 pub mod idempotency;
 pub mod item;
+pub mod memory;
 pub mod serve;
 pub mod settings;
 

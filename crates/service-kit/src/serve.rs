@@ -93,7 +93,8 @@ pub fn stop_on_signal() -> io::Result<CancellationToken> {
 /// The life of a service process after its settings are read: telemetry, bind, serve until
 /// SIGTERM/SIGINT or until `stop` is cancelled (then in-flight requests get `grace.drain`),
 /// let `background` tasks (work that outlives its request) finish for up to
-/// `grace.background`, flush spans. Returns the process exit status: 0 after a
+/// `grace.background`, flush spans. Meanwhile memory freed after each burst of requests goes
+/// back to the system (`memory`). Returns the process exit status: 0 after a
 /// clean stop, 2 for a bad telemetry setting, 1 if the service could not start.
 ///
 /// Started as `<binary> --health-check`, it only probes the running service's `/health`.
@@ -123,6 +124,7 @@ pub async fn run(
             return ExitCode::FAILURE;
         }
     };
+    tokio::spawn(crate::memory::release_after_bursts());
     let served = async {
         let signalled = stop_on_signal()?;
         let either = stop.clone();
