@@ -387,13 +387,20 @@ fn exporting(
     env
 }
 
+/// How long after a sustained run its RSS is read again: past the second without requests
+/// after which the services give freed memory back (`service_kit::memory::QUIET`).
+const QUIET_AFTER: Duration = Duration::from_secs(3);
+
 /// What a sustained run found.
 struct Sustained {
     created: u64,
     expected: u64,
     received: u64,
     dropped_counted: Option<f64>,
-    rss: Vec<f64>,
+    /// As the load stops, and once the services have been quiet for a while (they give
+    /// freed memory back after a burst: `service_kit::memory`).
+    rss_end: Vec<f64>,
+    rss_later: Vec<f64>,
     cpu_ms_per_order: f64,
 }
 
@@ -433,7 +440,9 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
         .find(|r| r.outcome == "201")
         .map_or(0, |r| r.count);
     let dropped_counted = services.dropped_spans().await;
-    let rss = services.rss_mib();
+    let rss_end = services.rss_mib();
+    tokio::time::sleep(QUIET_AFTER).await;
+    let rss_later = services.rss_mib();
     services.stop();
     // The notifications' spans arrive last; SIGTERM flushed everything that was queued.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -442,7 +451,8 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
         expected: created * SPANS_PER_ORDER,
         received: local.store.span_count() as u64,
         dropped_counted,
-        rss,
+        rss_end,
+        rss_later,
         cpu_ms_per_order: cpu * 1000.0 / (stats.count().max(1) as f64),
     })
 }
@@ -601,7 +611,7 @@ async fn main() -> ExitCode {
     for protocol in ["grpc", "http/protobuf"] {
         match sustained(protocol, &args).await {
             Ok(s) => println!(
-                "{protocol}: {} orders, spans expected {}, received {}, missing {} ({:.2} %), counted dropped {}; CPU {:.3} ms/order; RSS after (o,i,p,n) {} MiB",
+                "{protocol}: {} orders, spans expected {}, received {}, missing {} ({:.2} %), counted dropped {}; CPU {:.3} ms/order; RSS (o,i,p,n) at the end {} MiB, {} s later {} MiB",
                 s.created,
                 s.expected,
                 s.received,
@@ -612,7 +622,9 @@ async fn main() -> ExitCode {
                     |d| d.to_string()
                 ),
                 s.cpu_ms_per_order,
-                order_first(&s.rss),
+                order_first(&s.rss_end),
+                QUIET_AFTER.as_secs(),
+                order_first(&s.rss_later),
             ),
             Err(e) => {
                 eprintln!("bench: sustained: {e}");
