@@ -5,7 +5,7 @@
 //! spans and log records of the requests on them) leaves the arenas of the runtime's workers at
 //! the burst's size, with the freed memory scattered between what is still live: measured after
 //! 60 s at 500 orders/s, order-service's glibc arenas held 13.3 MB from the system for 6.9 MB in
-//! use (`malloc_stats`), and its resident size stayed at 16–21 MiB once the load had stopped.
+//! use (`malloc_stats`), and its resident size stayed at 15–21 MiB (15 runs) once the load had stopped.
 //! `malloc_trim(0)` hands the free pages inside the arenas back; done by hand on the four
 //! services after that run it took 2.1–2.6 MiB off order-service (BENCHMARKS.md, eighth round).
 //!
