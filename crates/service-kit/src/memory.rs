@@ -3,11 +3,12 @@
 //! glibc's allocator keeps what a thread freed in that thread's arena, and returns pages to the
 //! system only from the top of a heap. A burst (many connections, each with its buffers, and the
 //! spans and log records of the requests on them) leaves the arenas of the runtime's workers at
-//! the burst's size, with the freed memory scattered between what is still live: measured after
-//! 60 s at 500 orders/s, order-service's glibc arenas held 13.3 MB from the system for 6.9 MB in
-//! use (`malloc_stats`), and its resident size stayed at 15–21 MiB (15 runs) once the load had stopped.
-//! `malloc_trim(0)` hands the free pages inside the arenas back; done by hand on the four
-//! services after that run it took 2.1–2.6 MiB off order-service (BENCHMARKS.md, eighth round).
+//! the burst's size, with the freed memory scattered between what is still live: after 60 s at
+//! 500 orders/s, order-service's resident size stayed at 15–21 MiB (15 runs) once the load had
+//! stopped, and in one of them its glibc arenas held 13.3 MB from the system for 6.9 MB in use
+//! (`malloc_stats`). `malloc_trim(0)` hands the free pages inside the arenas back: done by hand
+//! on the four services after such a run, it took 2.1–2.6 MiB off order-service (BENCHMARKS.md,
+//! eighth round).
 //!
 //! So each service, once it has had a second without an API request after some requests,
 //! trims once ([`release_after_bursts`]). Under steady load it never trims (a trim walks and
@@ -22,7 +23,7 @@ use std::{
 };
 
 /// How long without an API request counts as the end of a burst.
-pub const QUIET: Duration = Duration::from_secs(1);
+const QUIET: Duration = Duration::from_secs(1);
 
 /// API requests this process has received (the routes of [`crate::app::api`], not `/health`,
 /// `/metrics` or `/openapi.json`).
@@ -35,7 +36,7 @@ pub(crate) fn count_request() {
 
 /// Trims the allocator whenever a burst of API requests has been followed by [`QUIET`].
 /// Runs until the runtime stops.
-pub async fn release_after_bursts() {
+pub(crate) async fn release_after_bursts() {
     let mut bursts = Bursts::default();
     loop {
         tokio::time::sleep(QUIET).await;
@@ -75,7 +76,8 @@ impl Bursts {
 }
 
 /// Asks the allocator to give the free pages of every arena back to the system. Returns
-/// whether it gave any.
+/// whether it gave any. Tested in `system-tests/tests/freed_memory_goes_back_to_the_system.rs`,
+/// a test binary of its own since it reads the process's resident memory.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 pub fn release_freed_memory() -> bool {
@@ -110,38 +112,5 @@ mod tests {
         // A second burst, then quiet again.
         assert!(!bursts.ended(131));
         assert!(bursts.ended(131));
-    }
-
-    /// Resident memory of this process, from `/proc/self/status`.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    fn resident_kib() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("a VmRSS line")
-    }
-
-    /// What the services' workers leave after a burst, made on purpose: a thread allocates
-    /// 64 MiB in 1 KiB pieces and frees 15 of every 16, so the free memory lies between live
-    /// pieces, where glibc never returns it by itself.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[test]
-    fn freed_memory_scattered_between_live_allocations_goes_back_to_the_system() {
-        let kept = std::thread::spawn(|| {
-            let pieces: Vec<Vec<u8>> = (0..65_536).map(|i| vec![i as u8; 1024]).collect();
-            pieces.into_iter().step_by(16).collect::<Vec<_>>()
-        })
-        .join()
-        .expect("the allocating thread");
-        let before = resident_kib();
-        super::release_freed_memory();
-        let after = resident_kib();
-        assert_eq!(kept.len(), 4096);
-        assert!(
-            before.saturating_sub(after) > 24 * 1024,
-            "resident {before} KiB before the release, {after} KiB after: expected over 24 MiB back"
-        );
     }
 }
