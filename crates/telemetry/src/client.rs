@@ -50,7 +50,7 @@ impl Middleware for ClientSpan {
         let method = crate::metrics::method_label(req.method().as_str());
         let Some(tracer) = crate::context::tracer() else {
             let outcome = next.run(req, extensions).await;
-            record_call(&server, method, &outcome, started);
+            record_call(&server, method, &outcome, started, None);
             return outcome;
         };
         let parent = crate::context::current_context();
@@ -60,18 +60,17 @@ impl Middleware for ClientSpan {
             .with_attributes(request_attributes(&req, method, &server))
             .start_with_context(tracer, &parent);
         let context = parent.with_span(span);
-        tracing_opentelemetry_instrumentation_sdk::http::inject_context(
-            &context,
-            req.headers_mut(),
-        );
+        crate::propagation::inject(&context, req.headers_mut());
 
         let outcome = next.run(req, extensions).await;
-        {
-            // Attached, so the exemplar is this call's trace.
-            let _attached = context.clone().attach();
-            record_call(&server, method, &outcome, started);
-        }
         let span = context.span();
+        record_call(
+            &server,
+            method,
+            &outcome,
+            started,
+            Some(span.span_context()),
+        );
         match &outcome {
             Ok(response) => {
                 let status = response.status();
@@ -118,15 +117,17 @@ fn request_attributes(req: &reqwest::Request, method: &'static str, server: &str
     attributes
 }
 
-/// `http_client_request_duration_seconds` of one call.
+/// `http_client_request_duration_seconds` of one call, with the trace of `span` (if any) as
+/// exemplar.
 fn record_call(
     server: &str,
     method: &str,
     outcome: &reqwest_middleware::Result<reqwest::Response>,
     started: Instant,
+    span: Option<&opentelemetry::trace::SpanContext>,
 ) {
     let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
-    crate::metrics::record_client_request(server, method, status, started.elapsed());
+    crate::metrics::record_client_request(server, method, status, started.elapsed(), span);
 }
 
 /// The URL as recorded: never with its credentials.

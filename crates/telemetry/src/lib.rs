@@ -21,6 +21,8 @@
 //! - `client`: [`http_client`], the CLIENT span and W3C context injection for outgoing calls.
 //! - `context`: how the SERVER and CLIENT spans (OpenTelemetry API) and a handler's `tracing`
 //!   spans find each other; [`in_current_trace`] for a spawned task.
+//! - `ids`: trace and span ids as hex, for log lines, exemplars and `X-Trace-Id`.
+//! - `propagation`: W3C Trace Context (this crate's, for its cost) and the headers it travels in.
 //! - `errors`: [`record_error`], the ERROR status and `exception` event of a failed span.
 //! - [`metrics`]: the Prometheus registry, HTTP duration histograms with trace exemplars,
 //!   business counters, and the `/metrics` handler.
@@ -34,8 +36,10 @@ mod dropped;
 mod errors;
 mod gate;
 mod guard;
+mod ids;
 mod logs;
 mod otlp;
+mod propagation;
 mod provider;
 mod server;
 mod subscriber;
@@ -49,7 +53,7 @@ pub use metrics::{CounterVec, counter, metrics_handler};
 pub use server::{TRACE_ID_HEADER, traced};
 
 use opentelemetry::{propagation::TextMapCompositePropagator, trace::TracerProvider as _};
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::propagation::BaggagePropagator;
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +92,7 @@ pub fn init_with(config: &TelemetryConfig) -> Result<TelemetryGuard, InitError> 
     // The SDK does not read OTEL_PROPAGATORS: without this call injection writes no header and
     // every service starts its own trace.
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
+        Box::new(propagation::TraceContext),
         Box::new(BaggagePropagator::new()),
     ]));
     opentelemetry::global::set_tracer_provider(provider.clone());

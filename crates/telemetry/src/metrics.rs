@@ -15,7 +15,7 @@ use axum::{
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::SpanContext;
 use prometheus_client::{
     encoding::text::encode,
     metrics::{counter::Counter, exemplar::HistogramWithExemplars, family::Family},
@@ -88,17 +88,23 @@ pub(crate) fn link_exemplars(on: bool) {
     EXEMPLARS.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// The current span's trace id, as an exemplar, if the span is sampled and spans are exported
-/// (an exemplar pointing at a trace that was never exported would lead nowhere).
-fn current_exemplar() -> Option<TraceExemplar> {
+/// The trace of `span` (the SERVER or CLIENT span being recorded) as an exemplar, if it is
+/// sampled and spans are exported (an exemplar pointing at a trace that was never exported
+/// would lead nowhere). Given by the caller, which holds it: looking the current span up again
+/// through the subscriber cost more than the rest of the exemplar.
+fn exemplar_of(span: Option<&SpanContext>) -> Option<TraceExemplar> {
+    let span = span?;
     if !EXEMPLARS.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
-    let context = crate::context::current_context();
-    let span = context.span();
-    let span_context = span.span_context();
-    (span_context.is_valid() && span_context.is_sampled())
-        .then(|| vec![("trace_id", span_context.trace_id().to_string())])
+    (span.is_valid() && span.is_sampled()).then(|| {
+        vec![(
+            "trace_id",
+            crate::ids::trace_id_hex(span.trace_id())
+                .as_str()
+                .to_owned(),
+        )]
+    })
 }
 
 /// The method as a label or attribute: the standard ones as they are, anything else `_OTHER`
@@ -120,8 +126,14 @@ pub(crate) fn method_label(method: &str) -> &'static str {
 }
 
 /// Records one request handled: `http_server_request_duration_seconds` by method, route and
-/// status, with the current trace as exemplar. Called inside the SERVER span.
-pub(crate) fn record_server_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+/// status, with the trace of `span` (the SERVER span) as exemplar.
+pub(crate) fn record_server_request(
+    method: &str,
+    route: &str,
+    status: u16,
+    elapsed: Duration,
+    span: Option<&SpanContext>,
+) {
     let labels = vec![
         ("http_request_method", method_label(method).to_owned()),
         ("http_route", route.to_owned()),
@@ -129,18 +141,20 @@ pub(crate) fn record_server_request(method: &str, route: &str, status: u16, elap
     ];
     METRICS.server_duration.get_or_create(&labels).observe(
         elapsed.as_secs_f64(),
-        current_exemplar(),
+        exemplar_of(span),
         None,
     );
 }
 
 /// Records one call to another service: `http_client_request_duration_seconds` by server,
-/// method and status (`error` when there was no answer). Called inside the CLIENT span.
+/// method and status (`error` when there was no answer), with the trace of `span` (the CLIENT
+/// span) as exemplar.
 pub(crate) fn record_client_request(
     server: &str,
     method: &str,
     status: Option<u16>,
     elapsed: Duration,
+    span: Option<&SpanContext>,
 ) {
     let labels = vec![
         ("server_address", server.to_owned()),
@@ -152,7 +166,7 @@ pub(crate) fn record_client_request(
     ];
     METRICS.client_duration.get_or_create(&labels).observe(
         elapsed.as_secs_f64(),
-        current_exemplar(),
+        exemplar_of(span),
         None,
     );
 }

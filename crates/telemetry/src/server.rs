@@ -56,7 +56,7 @@ async fn server_span(request: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned());
     let Some(tracer) = crate::context::tracer() else {
         let response = next.run(request).await;
-        record_request(method, route.as_deref(), &response, started);
+        record_request(method, route.as_deref(), &response, started, None);
         return response;
     };
     let name = match (&route, method) {
@@ -90,8 +90,7 @@ async fn server_span(request: Request, next: Next) -> Response {
     if let Some(agent) = header_text(&request, header::USER_AGENT) {
         attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
     }
-    let parent =
-        tracing_opentelemetry_instrumentation_sdk::http::extract_context(request.headers());
+    let parent = crate::propagation::extract(request.headers());
     let span = tracer
         .span_builder(name)
         .with_kind(SpanKind::Server)
@@ -106,17 +105,20 @@ async fn server_span(request: Request, next: Next) -> Response {
         "http.response.status_code",
         i64::from(status.as_u16()),
     ));
-    {
-        let _attached = context.clone().attach();
-        record_request(method, route.as_deref(), &response, started);
-    }
+    record_request(
+        method,
+        route.as_deref(),
+        &response,
+        started,
+        Some(span.span_context()),
+    );
     if status.is_server_error() {
         span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
         span.set_status(Status::error(format!("HTTP {status}")));
     }
     let trace_id = span.span_context().trace_id();
     if trace_id != opentelemetry::trace::TraceId::INVALID
-        && let Ok(value) = HeaderValue::from_str(&trace_id.to_string())
+        && let Ok(value) = HeaderValue::from_str(crate::ids::trace_id_hex(trace_id).as_str())
     {
         response.headers_mut().insert(TRACE_ID_HEADER, value);
     }
@@ -124,13 +126,20 @@ async fn server_span(request: Request, next: Next) -> Response {
     response
 }
 
-/// `http_server_request_duration_seconds`, with the current trace (if any) as exemplar.
-fn record_request(method: &str, route: Option<&str>, response: &Response, started: Instant) {
+/// `http_server_request_duration_seconds`, with the trace of `span` (if any) as exemplar.
+fn record_request(
+    method: &str,
+    route: Option<&str>,
+    response: &Response,
+    started: Instant,
+    span: Option<&opentelemetry::trace::SpanContext>,
+) {
     crate::metrics::record_server_request(
         method,
         route.unwrap_or("unmatched"),
         response.status().as_u16(),
         started.elapsed(),
+        span,
     );
 }
 

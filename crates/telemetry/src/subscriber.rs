@@ -47,8 +47,10 @@ pub fn install(
     logs.with_flattened_event();
     logs.add_multiple_dynamic_fields(|event, _, fields| {
         if let Some(context) = event_span_context(event) {
-            let _ = fields.write_field("trace_id", context.trace_id().to_string());
-            let _ = fields.write_field("span_id", context.span_id().to_string());
+            let trace_id = crate::ids::trace_id_hex(context.trace_id());
+            let span_id = crate::ids::span_id_hex(context.span_id());
+            let _ = fields.write_field("trace_id", trace_id.as_str());
+            let _ = fields.write_field("span_id", span_id.as_str());
         }
     });
     // Validated in `TelemetryConfig`, so this fallback is unreachable in practice.
