@@ -11,7 +11,7 @@
 //! - `provider`: the tracer provider: exporter, batch processor, sampler, resource.
 //! - `otlp`: the OTLP exporters of spans and log records (gRPC or HTTP/protobuf), encoding each
 //!   batch in one pass; opentelemetry-otlp's with `TELEMETRY_EXPORTER=opentelemetry-otlp`.
-//! - `subscriber`: the OpenTelemetry layer and the JSON log layer.
+//! - `subscriber`: the OpenTelemetry layer and the JSON log layer (`log_lines`: the line's format).
 //! - `gate`: the subscriber's one filter (spans by level, events by `RUST_LOG`), and which layer
 //!   is told about which.
 //! - `dropped`: counting spans lost to failed exports (`otel_sdk_spans_dropped_total`).
@@ -37,6 +37,7 @@ mod errors;
 mod gate;
 mod guard;
 mod ids;
+mod log_lines;
 mod logs;
 mod otlp;
 mod propagation;
@@ -96,7 +97,11 @@ pub fn init_with(config: &TelemetryConfig) -> Result<TelemetryGuard, InitError> 
         Box::new(BaggagePropagator::new()),
     ]));
     opentelemetry::global::set_tracer_provider(provider.clone());
-    context::set_tracer(provider.tracer(config.service_name.clone()));
-    subscriber::install(config, Some(&provider), logger.as_ref())?;
+    // The instrumentation scope is copied into every span the SDK ends: with a borrowed name
+    // that copy allocates nothing. Leaked once a process (or a test's `init_with`).
+    let scope: &'static str = Box::leak(config.service_name.clone().into_boxed_str());
+    let tracer = provider.tracer(scope);
+    context::set_tracer(tracer.clone());
+    subscriber::install(config, Some(tracer), logger.as_ref())?;
     Ok(TelemetryGuard::new(provider, logger))
 }

@@ -43,9 +43,11 @@ impl TextMapPropagator for TraceContext {
         if !span_context.is_valid() {
             return;
         }
-        let header = traceparent(span_context);
         // Always ASCII: `traceparent` writes only `0-9a-f` and `-`.
-        injector.set("traceparent", String::from_utf8_lossy(&header).into_owned());
+        let header = std::str::from_utf8(&traceparent(span_context))
+            .unwrap_or_default()
+            .to_owned();
+        injector.set("traceparent", header);
         let state = span_context.trace_state().header();
         if !state.is_empty() {
             injector.set("tracestate", state);

@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
-use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
-use opentelemetry_sdk::{logs::SdkLoggerProvider, trace::SdkTracerProvider};
+use opentelemetry::trace::{SpanContext, TraceContextExt};
+use opentelemetry_sdk::{logs::SdkLoggerProvider, trace::SdkTracer};
 use tracing::dispatcher::WeakDispatch;
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -21,13 +21,13 @@ use crate::{
 /// `RUST_LOG` lets through and no span (`gate`).
 pub fn install(
     config: &TelemetryConfig,
-    provider: Option<&SdkTracerProvider>,
+    tracer: Option<SdkTracer>,
     logger: Option<&SdkLoggerProvider>,
 ) -> Result<(), tracing_subscriber::util::TryInitError> {
-    let traces = provider.map(|provider| {
+    let traces = tracer.map(|tracer| {
         SpansOnly(
             tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer(config.service_name.clone()))
+                .with_tracer(tracer)
                 .with_location(false)
                 .with_threads(false)
                 .with_target(false)
@@ -36,23 +36,9 @@ pub fn install(
         )
     });
 
-    let mut logs = json_subscriber::JsonLayer::stdout();
-    logs.with_timer("timestamp", tracing_subscriber::fmt::time::SystemTime);
-    logs.with_level("level");
-    logs.add_static_field(
-        "service",
-        serde_json::Value::String(config.service_name.clone()),
-    );
-    logs.with_target("target");
-    logs.with_flattened_event();
-    logs.add_multiple_dynamic_fields(|event, _, fields| {
-        if let Some(context) = event_span_context(event) {
-            let trace_id = crate::ids::trace_id_hex(context.trace_id());
-            let span_id = crate::ids::span_id_hex(context.span_id());
-            let _ = fields.write_field("trace_id", trace_id.as_str());
-            let _ = fields.write_field("span_id", span_id.as_str());
-        }
-    });
+    let logs = tracing_subscriber::fmt::layer()
+        .event_format(crate::log_lines::JsonLine::new(&config.service_name))
+        .with_writer(std::io::stdout);
     // Validated in `TelemetryConfig`, so this fallback is unreachable in practice.
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
 
@@ -67,10 +53,10 @@ pub fn install(
     tracing_subscriber::registry()
         .with(Gate::new(traces.is_some(), filter))
         .with(traces)
-        // Events only: json-subscriber serializes every field of every span it sees, at
-        // creation and again at each `record`, for lines that print none of them (measured:
-        // a quarter of inventory-service's instructions at `RUST_LOG=info`). The ids come from
-        // the OpenTelemetry layer instead.
+        // Events only: a `fmt` layer formats the fields of every span it sees, at creation
+        // and again at each `record`, for lines that print none of them (measured with
+        // json-subscriber: a quarter of inventory-service's instructions at `RUST_LOG=info`).
+        // The ids come from the OpenTelemetry layer instead.
         .with(EventsOnly(logs.and_then(exported_logs)))
         .try_init()?;
     tracing::dispatcher::get_default(|dispatch| {
