@@ -11,6 +11,10 @@ use opentelemetry::trace::{SpanId, TraceId};
 pub(crate) struct Hex<const N: usize>([u8; N]);
 
 impl<const N: usize> Hex<N> {
+    pub(crate) fn as_bytes(&self) -> &[u8; N] {
+        &self.0
+    }
+
     pub(crate) fn as_str(&self) -> &str {
         // Always ASCII: `HEXLOWER` writes only `0-9a-f`.
         std::str::from_utf8(&self.0).unwrap_or_default()

@@ -75,11 +75,10 @@ impl TextMapPropagator for TraceContext {
 fn traceparent(span: &SpanContext) -> [u8; TRACEPARENT_LEN] {
     let mut header = [b'-'; TRACEPARENT_LEN];
     header[..2].copy_from_slice(b"00");
-    let hex = data_encoding::HEXLOWER;
-    hex.encode_mut(&span.trace_id().to_bytes(), &mut header[3..35]);
-    hex.encode_mut(&span.span_id().to_bytes(), &mut header[36..52]);
+    header[3..35].copy_from_slice(crate::ids::trace_id_hex(span.trace_id()).as_bytes());
+    header[36..52].copy_from_slice(crate::ids::span_id_hex(span.span_id()).as_bytes());
     let flags = (span.trace_flags() & TraceFlags::SAMPLED).to_u8();
-    hex.encode_mut(&[flags], &mut header[53..55]);
+    data_encoding::HEXLOWER.encode_mut(&[flags], &mut header[53..55]);
     header
 }
 
@@ -90,7 +89,7 @@ fn traceparent(span: &SpanContext) -> [u8; TRACEPARENT_LEN] {
 fn parse(header: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
     let header = header.trim().as_bytes();
     let (head, rest) = header.split_at_checked(TRACEPARENT_LEN)?;
-    let version = hex_byte(&head[0..2])?;
+    let [version] = hex::<1>(&head[0..2])?;
     let valid_rest = match version {
         0 => rest.is_empty(),
         0xff => false,
@@ -99,33 +98,24 @@ fn parse(header: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
     if !valid_rest || head[2] != b'-' || head[35] != b'-' || head[52] != b'-' {
         return None;
     }
-    let mut trace_id = [0; 16];
-    let mut span_id = [0; 8];
-    for (byte, digits) in trace_id.iter_mut().zip(head[3..35].chunks_exact(2)) {
-        *byte = hex_byte(digits)?;
-    }
-    for (byte, digits) in span_id.iter_mut().zip(head[36..52].chunks_exact(2)) {
-        *byte = hex_byte(digits)?;
-    }
-    let flags = TraceFlags::new(hex_byte(&head[53..55])?) & TraceFlags::SAMPLED;
-    let (trace_id, span_id) = (TraceId::from_bytes(trace_id), SpanId::from_bytes(span_id));
+    let trace_id = TraceId::from_bytes(hex(&head[3..35])?);
+    let span_id = SpanId::from_bytes(hex(&head[36..52])?);
+    let [flags] = hex::<1>(&head[53..55])?;
+    let flags = TraceFlags::new(flags) & TraceFlags::SAMPLED;
     (trace_id != TraceId::INVALID && span_id != SpanId::INVALID)
         .then_some((trace_id, span_id, flags))
 }
 
-/// Two lowercase hex digits.
-fn hex_byte(digits: &[u8]) -> Option<u8> {
-    fn nibble(digit: u8) -> Option<u8> {
-        match digit {
-            b'0'..=b'9' => Some(digit - b'0'),
-            b'a'..=b'f' => Some(digit - b'a' + 10),
-            _ => None,
-        }
+/// The `N` bytes of `2 * N` lowercase hex digits (data-encoding's `HEXLOWER` refuses capitals).
+fn hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
+    let mut bytes = [0; N];
+    if digits.len() != 2 * N {
+        return None;
     }
-    match digits {
-        [high, low] => Some(nibble(*high)? << 4 | nibble(*low)?),
-        _ => None,
-    }
+    data_encoding::HEXLOWER
+        .decode_mut(digits, &mut bytes)
+        .ok()?;
+    Some(bytes)
 }
 
 /// Headers being written, for a propagator.
