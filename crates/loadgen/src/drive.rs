@@ -49,6 +49,9 @@ impl Target {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .pool_max_idle_per_host(1024)
+            // The services close a connection idle for 5 s (`service_kit::serve`); dropping it
+            // first means no order is sent on a connection the server is closing, at any rate.
+            .pool_idle_timeout(Duration::from_secs(4))
             .build()?;
         Ok(Self {
             client,

@@ -10,20 +10,26 @@
 //! on the four services after such a run, it took 2.1–2.6 MiB off order-service (BENCHMARKS.md,
 //! eighth round).
 //!
-//! So each service, once it has had a second without an API request after some requests,
-//! trims once ([`release_after_bursts`]). Under steady load it never trims (a trim walks and
-//! locks every arena, and the pages would be faulted back in at once); `/health` and `/metrics`
-//! do not count as requests, so a probe or a scrape does not start another trim. Elsewhere than
-//! on glibc (musl, macOS), whose allocators return memory themselves or have no such call, it
-//! does nothing.
+//! So each service, once a burst of API requests is over, trims once
+//! ([`release_after_bursts`]). Over means [`QUIET_TICKS`] seconds without an API request: by
+//! then the burst's idle connections have been closed (`serve::IDLE_CONNECTION_TIMEOUT`), and
+//! their buffers, about 29 KiB a connection, are the larger part of what a burst leaves. Under
+//! steady load it never trims (a trim walks and locks every arena, and the pages would be
+//! faulted back in at once); `/health` and `/metrics` do not count as requests, so a probe or a
+//! scrape does not start another trim. Elsewhere than on glibc (musl, macOS), whose allocators
+//! return memory themselves or have no such call, it does nothing.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
-/// How long without an API request counts as the end of a burst.
-const QUIET: Duration = Duration::from_secs(1);
+/// How often the request count is read.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Ticks without an API request that end a burst: past the time after which the server closes
+/// an idle connection, and one more tick for the connections' tasks to have freed their buffers.
+const QUIET_TICKS: u32 = crate::serve::IDLE_CONNECTION_TIMEOUT.as_secs() as u32 + 2;
 
 /// API requests this process has received (the routes of [`crate::app::api`], not `/health`,
 /// `/metrics` or `/openapi.json`).
@@ -34,12 +40,12 @@ pub(crate) fn count_request() {
     REQUESTS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Trims the allocator whenever a burst of API requests has been followed by [`QUIET`].
-/// Runs until the runtime stops.
+/// Trims the allocator whenever a burst of API requests has been followed by [`QUIET_TICKS`]
+/// quiet ticks. Runs until the runtime stops.
 pub(crate) async fn release_after_bursts() {
     let mut bursts = Bursts::default();
     loop {
-        tokio::time::sleep(QUIET).await;
+        tokio::time::sleep(TICK).await;
         if bursts.ended(REQUESTS.load(Ordering::Relaxed)) {
             let started = std::time::Instant::now();
             let released = release_freed_memory();
@@ -52,22 +58,28 @@ pub(crate) async fn release_after_bursts() {
     }
 }
 
-/// Whether a burst just ended, from the request count seen at each tick.
+/// Whether a burst just ended, from the request count read at each tick.
 #[derive(Debug, Default)]
 struct Bursts {
     /// The count at the previous tick.
     seen: u64,
+    /// Ticks in a row at which the count had not moved.
+    quiet_ticks: u32,
     /// The count when memory was last released.
     released_at: u64,
 }
 
 impl Bursts {
-    /// True once per burst: at the first tick with no request since the previous one, if
-    /// requests came since the last release.
+    /// True once per burst: at the [`QUIET_TICKS`]th tick in a row with no request, if requests
+    /// came since the last release.
     fn ended(&mut self, requests: u64) -> bool {
-        let quiet = requests == self.seen;
-        self.seen = requests;
-        if quiet && requests != self.released_at {
+        if requests != self.seen {
+            self.seen = requests;
+            self.quiet_ticks = 0;
+            return false;
+        }
+        self.quiet_ticks = self.quiet_ticks.saturating_add(1);
+        if self.quiet_ticks >= QUIET_TICKS && requests != self.released_at {
             self.released_at = requests;
             return true;
         }
@@ -94,23 +106,33 @@ pub fn release_freed_memory() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Bursts;
+    use super::{Bursts, QUIET_TICKS};
 
     #[test]
-    fn memory_is_released_once_after_each_burst_and_never_during_one() {
+    fn memory_is_released_once_after_each_burst_once_its_connections_are_closed() {
         let mut bursts = Bursts::default();
-        // No request yet: nothing to give back.
-        assert!(!bursts.ended(0));
+        let quiet = |bursts: &mut Bursts, requests, ticks| {
+            (0..ticks)
+                .map(|_| bursts.ended(requests))
+                .collect::<Vec<_>>()
+        };
+        // No request yet: nothing to give back, however long it is quiet.
+        assert!(quiet(&mut bursts, 0, 20).iter().all(|released| !released));
         // A burst: requests at every tick.
         for requests in [40, 90, 130] {
             assert!(!bursts.ended(requests));
         }
-        // The first quiet tick releases, the next ones do not.
-        assert!(bursts.ended(130));
-        assert!(!bursts.ended(130));
-        assert!(!bursts.ended(130));
-        // A second burst, then quiet again.
-        assert!(!bursts.ended(131));
-        assert!(bursts.ended(131));
+        // Not before the idle connections are closed; then once.
+        let ticks = quiet(&mut bursts, 130, QUIET_TICKS + 5);
+        let released: Vec<usize> = (0..ticks.len()).filter(|&i| ticks[i]).collect();
+        assert_eq!(released, [QUIET_TICKS as usize - 1]);
+        assert!(QUIET_TICKS as u64 > crate::serve::IDLE_CONNECTION_TIMEOUT.as_secs());
+        // A request in the middle of the quiet starts the count again.
+        let mut bursts = Bursts::default();
+        assert!(!bursts.ended(10));
+        assert!(quiet(&mut bursts, 10, QUIET_TICKS - 1).iter().all(|r| !r));
+        assert!(!bursts.ended(11));
+        assert!(quiet(&mut bursts, 11, QUIET_TICKS - 1).iter().all(|r| !r));
+        assert!(bursts.ended(11));
     }
 }

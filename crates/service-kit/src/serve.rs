@@ -1,10 +1,33 @@
 //! Binding, serving and graceful shutdown.
+//!
+//! Connections are served with hyper-util's connection builder rather than `axum::serve`,
+//! which offers no timer: without one hyper never times out a connection, so a client that
+//! sends half a request head, or keeps a connection open and idle, holds its buffers (about
+//! 29 KiB a connection in order-service) for as long as it likes. Here both are closed after
+//! [`IDLE_CONNECTION_TIMEOUT`].
 
 use std::{io, net::SocketAddr, time::Duration};
 
-use axum::Router;
+use axum::{Router, serve::Listener};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// How long a connection may wait for the head of its next request (idle between requests, or
+/// a head arriving byte by byte) before the server closes it: hyper's `header_read_timeout`,
+/// whose clock starts when the connection is ready for a request. Node.js's and uvicorn's
+/// default keep-alive timeout. A proxy in front that keeps its upstream connections open for
+/// longer than this will race the close; set its keep-alive below this.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+// The services' own client drops its pooled connections before the server would close them, so
+// a request is never sent on a connection the server is closing (`telemetry::http_client`).
+const _: () =
+    assert!(telemetry::POOL_IDLE_TIMEOUT.as_millis() + 500 < IDLE_CONNECTION_TIMEOUT.as_millis());
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT before the server stops
 /// waiting for them. Orders take well under a second.
@@ -48,8 +71,8 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// Serves `app` until `stop` is cancelled, then stops accepting connections and waits up to
-/// `drain` for in-flight requests to finish.
+/// Serves `app` until `stop` is cancelled, then stops accepting connections, closes idle ones,
+/// and waits up to `drain` for in-flight requests to finish.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -58,18 +81,54 @@ pub async fn serve(
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
-    let drain_deadline = async {
-        stop.cancelled().await;
-        tokio::time::sleep(drain).await;
-    };
+    let connections = accept_until(listener, app, stop).await;
     tokio::select! {
-        served = server => served,
-        () = drain_deadline => {
+        () = connections.shutdown() => Ok(()),
+        () = tokio::time::sleep(drain) => {
             tracing::warn!("in-flight requests did not finish within {drain:?}; stopping");
             Ok(())
         }
     }
+}
+
+/// Accepts connections until `stop` is cancelled, each served on a task of its own; returns
+/// them, to be shut down gracefully.
+async fn accept_until(
+    mut listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+) -> GracefulShutdown {
+    let builder = connection_builder();
+    let connections = GracefulShutdown::new();
+    loop {
+        // axum's `Listener`: it retries failed accepts itself (and waits a second when the
+        // process is out of file descriptors) instead of returning the error.
+        let (stream, _) = tokio::select! {
+            accepted = Listener::accept(&mut listener) => accepted,
+            () = stop.cancelled() => return connections,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+}
+
+/// HTTP/1.1 and HTTP/2 as `axum::serve` offers them, plus hyper's timer, so the head of each
+/// HTTP/1.1 request must arrive within [`IDLE_CONNECTION_TIMEOUT`].
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(IDLE_CONNECTION_TIMEOUT);
+    builder
 }
 
 /// A token cancelled on the first SIGTERM or SIGINT.
@@ -164,7 +223,7 @@ pub async fn run(
 pub async fn spawn_local(app: Router) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(accept_until(listener, app, CancellationToken::new()));
     Ok(addr)
 }
 

@@ -17,12 +17,18 @@ pub type HttpClient = ClientWithMiddleware;
 /// Longest time spent waiting for a TCP connection, whatever the request timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a pooled connection may sit idle before the client drops it: below the services'
+/// `service_kit::serve::IDLE_CONNECTION_TIMEOUT` (5 s), after which the server closes it, so a
+/// request never goes out on a connection the other end is closing.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// A client whose every request opens a CLIENT span, carries the W3C trace context and baggage
 /// of that span, and fails after `timeout`.
 pub fn http_client(timeout: Duration) -> Result<HttpClient, reqwest::Error> {
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build()?;
     Ok(ClientBuilder::new(client).with(ClientSpan).build())
 }

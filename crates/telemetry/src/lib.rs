@@ -45,7 +45,7 @@ mod provider;
 mod server;
 mod subscriber;
 
-pub use client::{HttpClient, http_client};
+pub use client::{HttpClient, POOL_IDLE_TIMEOUT, http_client};
 pub use config::{ConfigError, ExporterKind, Protocol, ServiceInfo, TelemetryConfig};
 pub use context::in_current_trace;
 pub use errors::{record_error, record_failure};

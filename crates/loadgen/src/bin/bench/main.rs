@@ -387,9 +387,10 @@ fn exporting(
     env
 }
 
-/// How long after a sustained run its RSS is read again: past the second without requests
-/// after which the services give freed memory back (`service_kit::memory::QUIET`).
-const QUIET_AFTER: Duration = Duration::from_secs(3);
+/// How long after a sustained run its RSS is read again: past the 5 s after which the services
+/// close idle connections (`service_kit::serve::IDLE_CONNECTION_TIMEOUT`) and the 7 quiet
+/// seconds after which they give freed memory back (`service_kit::memory`).
+const QUIET_AFTER: Duration = Duration::from_secs(9);
 
 /// What a sustained run found.
 struct Sustained {

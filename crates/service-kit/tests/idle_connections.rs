@@ -1,0 +1,121 @@
+//! How long a connection may wait for its next request head (`serve::IDLE_CONNECTION_TIMEOUT`),
+//! through a real socket: an idle keep-alive connection and a head that never finishes are
+//! closed by the server, and a request whose answer takes longer than that is not cut.
+
+use std::time::{Duration, Instant};
+
+use axum::{Router, routing::get};
+use service_kit::serve::{IDLE_CONNECTION_TIMEOUT, spawn_local};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// A router with a quick route and one that answers after longer than the idle timeout.
+fn app() -> Router {
+    Router::new()
+        .route("/quick", get(|| async { "quick" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(IDLE_CONNECTION_TIMEOUT + Duration::from_millis(700)).await;
+                "slow"
+            }),
+        )
+}
+
+/// Reads until the server closes the connection (or `limit` passes); returns what was read and
+/// when the close came, or `None` if it did not.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<(String, Instant)> {
+    let mut read = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return Some((String::from_utf8_lossy(&read).into_owned(), Instant::now()));
+            }
+            Ok(Ok(n)) => read.extend_from_slice(&buffer[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let addr = spawn_local(app()).await.expect("serve");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /quick HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .expect("send");
+    let answered = Instant::now();
+    let (read, closed) = read_until_closed(&mut stream, IDLE_CONNECTION_TIMEOUT * 3)
+        .await
+        .expect("the server should close an idle connection");
+    assert!(read.starts_with("HTTP/1.1 200"), "answer: {read}");
+    assert!(read.ends_with("quick"), "answer: {read}");
+    let idle = closed - answered;
+    assert!(
+        idle >= IDLE_CONNECTION_TIMEOUT - Duration::from_millis(100)
+            && idle < IDLE_CONNECTION_TIMEOUT + Duration::from_secs(2),
+        "closed after {idle:?} idle, expected about {IDLE_CONNECTION_TIMEOUT:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_head_that_never_finishes_is_closed_without_an_answer() {
+    let addr = spawn_local(app()).await.expect("serve");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let started = Instant::now();
+    stream
+        .write_all(b"POST /quick HTTP/1.1\r\nHost: test\r\nContent-")
+        .await
+        .expect("send");
+    let (read, closed) = read_until_closed(&mut stream, IDLE_CONNECTION_TIMEOUT * 3)
+        .await
+        .expect("the server should close a connection whose head never finishes");
+    assert_eq!(read, "", "nothing is answered to half a head");
+    assert!(
+        closed - started < IDLE_CONNECTION_TIMEOUT + Duration::from_secs(2),
+        "closed after {:?}",
+        closed - started
+    );
+}
+
+#[tokio::test]
+async fn an_answer_slower_than_the_idle_timeout_still_arrives_and_the_connection_is_kept() {
+    let addr = spawn_local(app()).await.expect("serve");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .expect("send");
+    let mut buffer = vec![0u8; 4096];
+    let mut read = String::new();
+    while !read.ends_with("slow") {
+        let n = tokio::time::timeout(IDLE_CONNECTION_TIMEOUT * 3, stream.read(&mut buffer))
+            .await
+            .expect("the slow answer should arrive")
+            .expect("read");
+        assert!(
+            n > 0,
+            "the server closed the connection mid-request; read {read:?}"
+        );
+        read.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    assert!(read.starts_with("HTTP/1.1 200"), "answer: {read}");
+    // The same connection serves the next request.
+    stream
+        .write_all(b"GET /quick HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let (read, _) = read_until_closed(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("answered and closed");
+    assert!(
+        read.starts_with("HTTP/1.1 200") && read.ends_with("quick"),
+        "answer: {read}"
+    );
+}
