@@ -10,14 +10,15 @@
 //! on the four services after such a run, it took 2.1–2.6 MiB off order-service (BENCHMARKS.md,
 //! eighth round).
 //!
-//! So each service, once a burst of API requests is over, trims once
-//! ([`release_after_bursts`]). Over means [`QUIET_TICKS`] seconds without an API request: by
-//! then the burst's idle connections have been closed (`serve::IDLE_CONNECTION_TIMEOUT`), and
-//! their buffers, about 29 KiB a connection, are the larger part of what a burst leaves. Under
-//! steady load it never trims (a trim walks and locks every arena, and the pages would be
-//! faulted back in at once); `/health` and `/metrics` do not count as requests, so a probe or a
-//! scrape does not start another trim. Elsewhere than on glibc (musl, macOS), whose allocators
-//! return memory themselves or have no such call, it does nothing.
+//! So each service, once a burst of API requests is over, trims ([`release_after_bursts`]):
+//! at the first second without an API request, for what the requests themselves freed, and
+//! again once the burst's idle connections have been closed (the idle timeout,
+//! `HTTP_IDLE_TIMEOUT_MS`, plus two seconds): their buffers, about 29 KiB a connection, are the
+//! larger part of what a burst leaves. Under steady load it never trims (a trim walks and locks
+//! every arena, and the pages would be faulted back in at once); `/health` and `/metrics` do
+//! not count as requests, so a probe or a scrape does not start another trim. Elsewhere than on
+//! glibc (musl, macOS), whose allocators return memory themselves or have no such call, it
+//! does nothing.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -26,10 +27,6 @@ use std::{
 
 /// How often the request count is read.
 const TICK: Duration = Duration::from_secs(1);
-
-/// Ticks without an API request that end a burst: past the time after which the server closes
-/// an idle connection, and one more tick for the connections' tasks to have freed their buffers.
-const QUIET_TICKS: u32 = crate::serve::IDLE_CONNECTION_TIMEOUT.as_secs() as u32 + 2;
 
 /// API requests this process has received (the routes of [`crate::app::api`], not `/health`,
 /// `/metrics` or `/openapi.json`).
@@ -40,10 +37,11 @@ pub(crate) fn count_request() {
     REQUESTS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Trims the allocator whenever a burst of API requests has been followed by [`QUIET_TICKS`]
-/// quiet ticks. Runs until the runtime stops.
-pub(crate) async fn release_after_bursts() {
-    let mut bursts = Bursts::default();
+/// Trims the allocator after each burst of API requests: at the first quiet tick, and again
+/// once connections left idle by the burst have been closed after `idle_timeout`. Runs until
+/// the runtime stops.
+pub(crate) async fn release_after_bursts(idle_timeout: Duration) {
+    let mut bursts = Bursts::new(idle_timeout);
     loop {
         tokio::time::sleep(TICK).await;
         if bursts.ended(REQUESTS.load(Ordering::Relaxed)) {
@@ -58,32 +56,42 @@ pub(crate) async fn release_after_bursts() {
     }
 }
 
-/// Whether a burst just ended, from the request count read at each tick.
-#[derive(Debug, Default)]
+/// Whether memory should be given back now, from the request count read at each tick.
+#[derive(Debug)]
 struct Bursts {
     /// The count at the previous tick.
     seen: u64,
-    /// Ticks in a row at which the count had not moved.
+    /// Ticks in a row at which the count had not moved, since it last did.
     quiet_ticks: u32,
-    /// The count when memory was last released.
-    released_at: u64,
+    /// Whether the count has moved at all: before the first request there is nothing to give.
+    requested: bool,
+    /// The quiet tick by which idle connections are closed: past the idle timeout, and one
+    /// more tick for the connections' tasks to have freed their buffers.
+    closed_tick: u32,
 }
 
 impl Bursts {
-    /// True once per burst: at the [`QUIET_TICKS`]th tick in a row with no request, if requests
-    /// came since the last release.
+    fn new(idle_timeout: Duration) -> Self {
+        let closed_tick = u32::try_from(idle_timeout.as_secs()).unwrap_or(u32::MAX);
+        Self {
+            seen: 0,
+            quiet_ticks: 0,
+            requested: false,
+            closed_tick: closed_tick.saturating_add(2),
+        }
+    }
+
+    /// True twice per burst: at its first quiet tick, and at the tick by which its idle
+    /// connections are closed, if the quiet lasts that long.
     fn ended(&mut self, requests: u64) -> bool {
         if requests != self.seen {
             self.seen = requests;
             self.quiet_ticks = 0;
+            self.requested = true;
             return false;
         }
         self.quiet_ticks = self.quiet_ticks.saturating_add(1);
-        if self.quiet_ticks >= QUIET_TICKS && requests != self.released_at {
-            self.released_at = requests;
-            return true;
-        }
-        false
+        self.requested && (self.quiet_ticks == 1 || self.quiet_ticks == self.closed_tick)
     }
 }
 
@@ -106,33 +114,34 @@ pub fn release_freed_memory() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Bursts, QUIET_TICKS};
+    use std::time::Duration;
+
+    use super::Bursts;
+
+    /// The ticks, counted from 0, at which memory is released over `ticks` quiet ticks.
+    fn releases(bursts: &mut Bursts, requests: u64, ticks: usize) -> Vec<usize> {
+        (0..ticks).filter(|_| bursts.ended(requests)).collect()
+    }
 
     #[test]
-    fn memory_is_released_once_after_each_burst_once_its_connections_are_closed() {
-        let mut bursts = Bursts::default();
-        let quiet = |bursts: &mut Bursts, requests, ticks| {
-            (0..ticks)
-                .map(|_| bursts.ended(requests))
-                .collect::<Vec<_>>()
-        };
+    fn memory_is_released_after_each_burst_and_again_once_its_connections_are_closed() {
+        let mut bursts = Bursts::new(Duration::from_secs(5));
         // No request yet: nothing to give back, however long it is quiet.
-        assert!(quiet(&mut bursts, 0, 20).iter().all(|released| !released));
-        // A burst: requests at every tick.
+        assert_eq!(releases(&mut bursts, 0, 20), Vec::<usize>::new());
+        // A burst: requests at every tick, never a release.
         for requests in [40, 90, 130] {
             assert!(!bursts.ended(requests));
         }
-        // Not before the idle connections are closed; then once.
-        let ticks = quiet(&mut bursts, 130, QUIET_TICKS + 5);
-        let released: Vec<usize> = (0..ticks.len()).filter(|&i| ticks[i]).collect();
-        assert_eq!(released, [QUIET_TICKS as usize - 1]);
-        assert!(QUIET_TICKS as u64 > crate::serve::IDLE_CONNECTION_TIMEOUT.as_secs());
-        // A request in the middle of the quiet starts the count again.
-        let mut bursts = Bursts::default();
-        assert!(!bursts.ended(10));
-        assert!(quiet(&mut bursts, 10, QUIET_TICKS - 1).iter().all(|r| !r));
-        assert!(!bursts.ended(11));
-        assert!(quiet(&mut bursts, 11, QUIET_TICKS - 1).iter().all(|r| !r));
-        assert!(bursts.ended(11));
+        // The first quiet tick, then once the 5 s idle connections are closed; then no more.
+        assert_eq!(releases(&mut bursts, 130, 30), [0, 6]);
+        // A request in the middle of the quiet starts it again.
+        assert!(!bursts.ended(131));
+        assert_eq!(releases(&mut bursts, 131, 4), [0]);
+        assert!(!bursts.ended(132));
+        assert_eq!(releases(&mut bursts, 132, 10), [0, 6]);
+        // A longer idle timeout puts the second release later.
+        let mut bursts = Bursts::new(Duration::from_secs(75));
+        assert!(!bursts.ended(1));
+        assert_eq!(releases(&mut bursts, 1, 100), [0, 76]);
     }
 }

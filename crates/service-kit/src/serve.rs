@@ -18,10 +18,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// How long a connection may wait for the head of its next request (idle between requests, or
-/// a head arriving byte by byte) before the server closes it: hyper's `header_read_timeout`,
-/// whose clock starts when the connection is ready for a request. Node.js's and uvicorn's
-/// default keep-alive timeout. A proxy in front that keeps its upstream connections open for
-/// longer than this will race the close; set its keep-alive below this.
+/// a head arriving byte by byte) before the server closes it, unless `HTTP_IDLE_TIMEOUT_MS`
+/// says otherwise: hyper's `header_read_timeout`, whose clock starts when the connection is
+/// ready for a request. Node.js's and uvicorn's default keep-alive timeout. A proxy in front
+/// that keeps its upstream connections idle for longer would race the close: set its
+/// keep-alive below this, or this above it.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 // The services' own client drops its pooled connections before the server would close them, so
@@ -72,16 +73,18 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves `app` until `stop` is cancelled, then stops accepting connections, closes idle ones,
-/// and waits up to `drain` for in-flight requests to finish.
+/// and waits up to `drain` for in-flight requests to finish. A connection is closed once it
+/// has waited `idle_timeout` for a request head.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    idle_timeout: Duration,
     stop: CancellationToken,
     drain: Duration,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    let connections = accept_until(listener, app, stop).await;
+    let connections = accept_until(listener, app, idle_timeout, stop).await;
     tokio::select! {
         () = connections.shutdown() => Ok(()),
         () = tokio::time::sleep(drain) => {
@@ -96,9 +99,10 @@ pub async fn serve(
 async fn accept_until(
     mut listener: TcpListener,
     app: Router,
+    idle_timeout: Duration,
     stop: CancellationToken,
 ) -> GracefulShutdown {
-    let builder = connection_builder();
+    let builder = connection_builder(idle_timeout);
     let connections = GracefulShutdown::new();
     loop {
         // axum's `Listener`: it retries failed accepts itself (and waits a second when the
@@ -121,13 +125,13 @@ async fn accept_until(
 }
 
 /// HTTP/1.1 and HTTP/2 as `axum::serve` offers them, plus hyper's timer, so the head of each
-/// HTTP/1.1 request must arrive within [`IDLE_CONNECTION_TIMEOUT`].
-fn connection_builder() -> auto::Builder<TokioExecutor> {
+/// HTTP/1.1 request must arrive within `idle_timeout`.
+fn connection_builder(idle_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(IDLE_CONNECTION_TIMEOUT);
+        .header_read_timeout(idle_timeout);
     builder
 }
 
@@ -183,7 +187,7 @@ pub async fn run(
             return ExitCode::FAILURE;
         }
     };
-    tokio::spawn(crate::memory::release_after_bursts());
+    tokio::spawn(crate::memory::release_after_bursts(listen.idle_timeout));
     let served = async {
         let signalled = stop_on_signal()?;
         let either = stop.clone();
@@ -196,9 +200,15 @@ pub async fn run(
             // Loopback only, whatever HOST says: faults are for the person at this machine.
             let admin_listener = bind((std::net::Ipv4Addr::LOCALHOST, port).into()).await?;
             tracing::info!(port, "admin endpoint (faults) on 127.0.0.1");
-            tokio::spawn(serve(admin_listener, admin, stop.clone(), DRAIN_TIMEOUT));
+            tokio::spawn(serve(
+                admin_listener,
+                admin,
+                listen.idle_timeout,
+                stop.clone(),
+                DRAIN_TIMEOUT,
+            ));
         }
-        serve(listener, app, stop, grace.drain).await
+        serve(listener, app, listen.idle_timeout, stop, grace.drain).await
     }
     .await;
     background.close();
@@ -223,7 +233,12 @@ pub async fn run(
 pub async fn spawn_local(app: Router) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(accept_until(listener, app, CancellationToken::new()));
+    tokio::spawn(accept_until(
+        listener,
+        app,
+        IDLE_CONNECTION_TIMEOUT,
+        CancellationToken::new(),
+    ));
     Ok(addr)
 }
 

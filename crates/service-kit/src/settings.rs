@@ -3,7 +3,10 @@
 //! A bad value is a [`ConfigError`] naming the variable; `main` prints it as one line and exits
 //! with status 2. Nothing falls back silently to a default.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
 
 use url::Url;
 
@@ -12,16 +15,24 @@ pub use telemetry::ConfigError;
 /// The exit status for a bad setting, as for a usage error.
 pub const CONFIG_ERROR_EXIT: u8 = 2;
 
-/// `HOST` and `PORT`.
+/// `HOST`, `PORT` and `HTTP_IDLE_TIMEOUT_MS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenSettings {
     /// The socket address to bind.
     pub addr: SocketAddr,
+    /// How long a connection may wait for its next request head before it is closed
+    /// (`serve::IDLE_CONNECTION_TIMEOUT` unless told).
+    pub idle_timeout: Duration,
 }
 
+/// The shortest `HTTP_IDLE_TIMEOUT_MS`: a connection of the services' own client pools may be
+/// idle for [`telemetry::POOL_IDLE_TIMEOUT`] (4 s); a server closing sooner would race it.
+const MIN_IDLE_TIMEOUT_MS: u64 = 5_000;
+
 impl ListenSettings {
-    /// Reads `HOST` (default 127.0.0.1, as uvicorn; compose sets 0.0.0.0) and `PORT` (default
-    /// `default_port`).
+    /// Reads `HOST` (default 127.0.0.1, as uvicorn; compose sets 0.0.0.0), `PORT` (default
+    /// `default_port`) and `HTTP_IDLE_TIMEOUT_MS` (default 5000, at least 5000: behind a proxy
+    /// that keeps idle upstream connections longer, set it above the proxy's keep-alive).
     pub fn from_env(default_port: u16) -> Result<Self, ConfigError> {
         Self::from_lookup(default_port, |name| std::env::var(name).ok())
     }
@@ -44,8 +55,25 @@ impl ListenSettings {
                 .parse()
                 .map_err(|_| ConfigError::new("PORT", &raw, "expected a port number 0-65535"))?,
         };
+        let idle_timeout = match lookup("HTTP_IDLE_TIMEOUT_MS") {
+            None => crate::serve::IDLE_CONNECTION_TIMEOUT,
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .ok()
+                .filter(|ms| (MIN_IDLE_TIMEOUT_MS..=3_600_000).contains(ms))
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "HTTP_IDLE_TIMEOUT_MS",
+                        &raw,
+                        "expected milliseconds, 5000 to 3600000",
+                    )
+                })?,
+        };
         Ok(Self {
             addr: SocketAddr::new(host, port),
+            idle_timeout,
         })
     }
 }
@@ -101,6 +129,21 @@ mod tests {
         let s = ListenSettings::from_lookup(8002, lookup(&[("HOST", "0.0.0.0"), ("PORT", "9")]))
             .unwrap();
         assert_eq!(s.addr.to_string(), "0.0.0.0:9");
+    }
+
+    #[test]
+    fn idle_connections_close_after_five_seconds_unless_told_and_never_sooner() {
+        let s = ListenSettings::from_lookup(1, lookup(&[])).unwrap();
+        assert_eq!(s.idle_timeout, Duration::from_secs(5));
+        let s =
+            ListenSettings::from_lookup(1, lookup(&[("HTTP_IDLE_TIMEOUT_MS", "75000")])).unwrap();
+        assert_eq!(s.idle_timeout, Duration::from_secs(75));
+        for bad in ["4999", "0", "-1", "5s", "3600001", ""] {
+            let vars: &'static [(&'static str, &'static str)] =
+                Box::leak(vec![("HTTP_IDLE_TIMEOUT_MS", bad)].into_boxed_slice());
+            let e = ListenSettings::from_lookup(1, lookup(vars)).unwrap_err();
+            assert_eq!(e.variable, "HTTP_IDLE_TIMEOUT_MS", "{bad}");
+        }
     }
 
     #[test]

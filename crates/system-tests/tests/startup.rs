@@ -29,6 +29,11 @@ fn bad_settings_exit_two_with_one_line_naming_the_variable() {
         assert_rejected(binary, &[("HOST", "not-an-ip")], "HOST");
         assert_rejected(
             binary,
+            &[("HTTP_IDLE_TIMEOUT_MS", "1000")],
+            "HTTP_IDLE_TIMEOUT_MS",
+        );
+        assert_rejected(
+            binary,
             &[("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")],
             "OTEL_EXPORTER_OTLP_PROTOCOL",
         );
