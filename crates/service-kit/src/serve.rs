@@ -4,7 +4,7 @@
 //! which offers no timer: without one hyper never times out a connection, so a client that
 //! sends half a request head, or keeps a connection open and idle, holds its buffers (about
 //! 29 KiB a connection in order-service) for as long as it likes. Here both are closed after
-//! [`IDLE_CONNECTION_TIMEOUT`].
+//! `HTTP_IDLE_TIMEOUT_MS` (default [`IDLE_CONNECTION_TIMEOUT`]).
 
 use std::{io, net::SocketAddr, time::Duration};
 
@@ -24,11 +24,6 @@ use tokio_util::sync::CancellationToken;
 /// that keeps its upstream connections idle for longer would race the close: set its
 /// keep-alive below this, or this above it.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
-
-// The services' own client drops its pooled connections before the server would close them, so
-// a request is never sent on a connection the server is closing (`telemetry::http_client`).
-const _: () =
-    assert!(telemetry::POOL_IDLE_TIMEOUT.as_millis() + 500 < IDLE_CONNECTION_TIMEOUT.as_millis());
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT before the server stops
 /// waiting for them. Orders take well under a second.

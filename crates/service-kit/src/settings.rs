@@ -26,8 +26,14 @@ pub struct ListenSettings {
 }
 
 /// The shortest `HTTP_IDLE_TIMEOUT_MS`: a connection of the services' own client pools may be
-/// idle for [`telemetry::POOL_IDLE_TIMEOUT`] (4 s); a server closing sooner would race it.
+/// idle for [`telemetry::POOL_IDLE_TIMEOUT`] (4 s); a server closing sooner would race it, so
+/// a request could go out on a connection the server is closing.
 const MIN_IDLE_TIMEOUT_MS: u64 = 5_000;
+
+const _: () = assert!(
+    telemetry::POOL_IDLE_TIMEOUT.as_millis() + 500 < MIN_IDLE_TIMEOUT_MS as u128
+        && MIN_IDLE_TIMEOUT_MS as u128 <= crate::serve::IDLE_CONNECTION_TIMEOUT.as_millis()
+);
 
 impl ListenSettings {
     /// Reads `HOST` (default 127.0.0.1, as uvicorn; compose sets 0.0.0.0), `PORT` (default

@@ -1,7 +1,6 @@
 //! `HTTP_IDLE_TIMEOUT_MS` reaches the running services: an idle keep-alive connection to a
 //! service process stays open for what the variable says, not the 5 s default, and is closed
-//! after it; orders sent across the pause still go through (order-service's own pooled
-//! connections are dropped before the far end closes them).
+//! after it; an order sent after the pause still goes through.
 
 use std::time::{Duration, Instant};
 
@@ -53,7 +52,7 @@ async fn an_idle_connection_stays_open_for_http_idle_timeout_ms_and_is_closed_af
     assert!(idle >= Duration::from_millis(7900), "closed after {idle:?}");
 
     // order-service's connections to the others have been idle as long: a new order still goes
-    // through, every call on a connection that is open.
+    // through.
     let after = system
         .post_order(json!({"item": "book", "quantity": 2, "price": 1.0}))
         .await;

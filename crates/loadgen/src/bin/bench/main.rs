@@ -388,8 +388,8 @@ fn exporting(
 }
 
 /// How long after a sustained run its RSS is read again: past the 5 s after which the services
-/// close idle connections (`service_kit::serve::IDLE_CONNECTION_TIMEOUT`) and the 7 quiet
-/// seconds after which they give freed memory back (`service_kit::memory`).
+/// close idle connections (`service_kit::serve::IDLE_CONNECTION_TIMEOUT`) and their second
+/// trim of freed memory, 7 quiet seconds on (`service_kit::memory`).
 const QUIET_AFTER: Duration = Duration::from_secs(9);
 
 /// What a sustained run found.
