@@ -61,11 +61,30 @@ impl IntoResponse for ApiError {
 }
 
 /// Invalid JSON is 400, a missing field or wrong type 422, a wrong content type 415, a body over
-/// the limit 413: axum's statuses, in our JSON shape instead of plain text.
+/// the limit 413: axum's statuses, in our JSON shape instead of plain text. A body that stopped
+/// arriving (`serve`'s body timeout) is 408, where axum would say 400.
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if body_timed_out(&rejection) {
+            return Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body stopped arriving before it was complete",
+            );
+        }
         Self::new(rejection.status(), rejection.body_text())
     }
+}
+
+/// Whether the body could not be read because tower-http's body timeout fired.
+fn body_timed_out(rejection: &JsonRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 impl From<PathRejection> for ApiError {

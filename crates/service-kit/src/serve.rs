@@ -4,7 +4,8 @@
 //! which offers no timer: without one hyper never times out a connection, so a client that
 //! sends half a request head, or keeps a connection open and idle, holds its buffers (about
 //! 29 KiB a connection in order-service) for as long as it likes. Here both are closed after
-//! `HTTP_IDLE_TIMEOUT_MS` (default [`IDLE_CONNECTION_TIMEOUT`]).
+//! `HTTP_IDLE_TIMEOUT_MS` (default [`IDLE_CONNECTION_TIMEOUT`]), and a request whose body stops
+//! arriving for as long is answered 408.
 
 use std::{io, net::SocketAddr, time::Duration};
 
@@ -16,6 +17,7 @@ use hyper_util::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::timeout::RequestBodyTimeout;
 
 /// How long a connection may wait for the head of its next request (idle between requests, or
 /// a head arriving byte by byte) before the server closes it, unless `HTTP_IDLE_TIMEOUT_MS`
@@ -106,7 +108,9 @@ async fn accept_until(
             accepted = Listener::accept(&mut listener) => accepted,
             () = stop.cancelled() => return connections,
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The head's timeout does not cover the body: a body that stops arriving fails the
+        // request (408, `ApiError`) once it has sent nothing for as long.
+        let service = TowerToHyperService::new(RequestBodyTimeout::new(app.clone(), idle_timeout));
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

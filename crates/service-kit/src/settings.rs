@@ -20,7 +20,8 @@ pub const CONFIG_ERROR_EXIT: u8 = 2;
 pub struct ListenSettings {
     /// The socket address to bind.
     pub addr: SocketAddr,
-    /// How long a connection may wait for its next request head before it is closed
+    /// How long a connection may wait for its next request head before it is closed, and a
+    /// request body for its next bytes before the request is answered 408
     /// (`serve::IDLE_CONNECTION_TIMEOUT` unless told).
     pub idle_timeout: Duration,
 }

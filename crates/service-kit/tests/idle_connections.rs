@@ -1,17 +1,25 @@
 //! How long a connection may wait for its next request head (`serve::IDLE_CONNECTION_TIMEOUT`),
 //! through a real socket: an idle keep-alive connection and a head that never finishes are
-//! closed by the server, and a request whose answer takes longer than that is not cut.
+//! closed by the server, a body that stops arriving is answered 408, and a request whose answer
+//! takes longer than that is not cut.
 
 use std::time::{Duration, Instant};
 
-use axum::{Router, routing::get};
-use service_kit::serve::{IDLE_CONNECTION_TIMEOUT, spawn_local};
+use axum::{
+    Router,
+    routing::{get, post},
+};
+use service_kit::{
+    ApiJson,
+    serve::{IDLE_CONNECTION_TIMEOUT, spawn_local},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
-/// A router with a quick route and one that answers after longer than the idle timeout.
+/// A router with a quick route, one that answers after longer than the idle timeout, and one
+/// that reads a JSON body.
 fn app() -> Router {
     Router::new()
         .route("/quick", get(|| async { "quick" }))
@@ -21,6 +29,10 @@ fn app() -> Router {
                 tokio::time::sleep(IDLE_CONNECTION_TIMEOUT + Duration::from_millis(700)).await;
                 "slow"
             }),
+        )
+        .route(
+            "/echo",
+            post(|ApiJson(body): ApiJson<serde_json::Value>| async move { body.to_string() }),
         )
 }
 
@@ -118,4 +130,60 @@ async fn an_answer_slower_than_the_idle_timeout_still_arrives_and_the_connection
         read.starts_with("HTTP/1.1 200") && read.ends_with("quick"),
         "answer: {read}"
     );
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_answered_408_and_the_connection_closed() {
+    let addr = spawn_local(app()).await.expect("serve");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"item\":",
+        )
+        .await
+        .expect("send");
+    let started = Instant::now();
+    let (read, _) = read_until_closed(&mut stream, IDLE_CONNECTION_TIMEOUT * 3)
+        .await
+        .expect("an answer, then the connection closed");
+    let waited = started.elapsed();
+    assert!(read.starts_with("HTTP/1.1 408"), "answer: {read}");
+    assert!(
+        read.ends_with(r#"{"error":"The request body stopped arriving before it was complete"}"#),
+        "answer: {read}"
+    );
+    assert!(
+        waited >= IDLE_CONNECTION_TIMEOUT - Duration::from_millis(100)
+            && waited < IDLE_CONNECTION_TIMEOUT + Duration::from_secs(2),
+        "answered after {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_for_longer_than_the_timeout_in_all_is_read_whole() {
+    // Pieces 1 s apart, 7 s in all: the timeout is between pieces, not for the whole body.
+    let addr = spawn_local(app()).await.expect("serve");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let body = br#"{"a":1,"b":2,"c":3}"#;
+    stream
+        .write_all(
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("send the head");
+    for piece in body.chunks(3) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stream.write_all(piece).await.expect("send a piece");
+    }
+    let (read, _) = read_until_closed(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("answered");
+    assert!(read.starts_with("HTTP/1.1 200"), "answer: {read}");
+    assert!(read.ends_with(r#"{"a":1,"b":2,"c":3}"#), "answer: {read}");
 }
