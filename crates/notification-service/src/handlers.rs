@@ -30,7 +30,7 @@ pub fn router(faults: Faults<NotificationFaults>) -> Router {
 }
 
 #[utoipa::path(post, path = "/notify", request_body = NotifyRequest,
-    responses((status = 202, body = NotifyAccepted), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field", body = service_kit::api_error::ErrorBody)))]
+    responses((status = 202, body = NotifyAccepted), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 408, description = "Body stopped arriving", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field", body = service_kit::api_error::ErrorBody)))]
 async fn notify(
     State(faults): State<Faults<NotificationFaults>>,
     ApiJson(request): ApiJson<NotifyRequest>,

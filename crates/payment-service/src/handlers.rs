@@ -99,7 +99,7 @@ impl From<LedgerError> for ApiError {
 /// repeat); a repeat returns the first charge.
 #[utoipa::path(post, path = "/charges", request_body = ChargeRequest,
     params(("Idempotency-Key" = String, Header, description = "Required; a repeat with this key gets the first charge")),
-    responses((status = 200, body = Charge), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 409, description = "Cancelled", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field, or key reused", body = service_kit::api_error::ErrorBody), (status = 503, description = "Unavailable", body = service_kit::api_error::ErrorBody)))]
+    responses((status = 200, body = Charge), (status = 400, description = "Invalid request", body = service_kit::api_error::ErrorBody), (status = 409, description = "Cancelled", body = service_kit::api_error::ErrorBody), (status = 408, description = "Body stopped arriving", body = service_kit::api_error::ErrorBody), (status = 413, description = "Body too large", body = service_kit::api_error::ErrorBody), (status = 415, description = "Not JSON", body = service_kit::api_error::ErrorBody), (status = 422, description = "Missing or mistyped field, or key reused", body = service_kit::api_error::ErrorBody), (status = 503, description = "Unavailable", body = service_kit::api_error::ErrorBody)))]
 async fn charge_once(
     State(Payments { ledger, faults }): State<Payments>,
     headers: HeaderMap,
