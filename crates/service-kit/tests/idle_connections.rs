@@ -54,6 +54,15 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<(S
     }
 }
 
+/// The server acted after the idle timeout, not before, and not much later.
+fn assert_about_the_idle_timeout(after: Duration, what: &str) {
+    assert!(
+        after >= IDLE_CONNECTION_TIMEOUT - Duration::from_millis(100)
+            && after < IDLE_CONNECTION_TIMEOUT + Duration::from_secs(2),
+        "{what} after {after:?}, expected about {IDLE_CONNECTION_TIMEOUT:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let addr = spawn_local(app()).await.expect("serve");
@@ -68,12 +77,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         .expect("the server should close an idle connection");
     assert!(read.starts_with("HTTP/1.1 200"), "answer: {read}");
     assert!(read.ends_with("quick"), "answer: {read}");
-    let idle = closed - answered;
-    assert!(
-        idle >= IDLE_CONNECTION_TIMEOUT - Duration::from_millis(100)
-            && idle < IDLE_CONNECTION_TIMEOUT + Duration::from_secs(2),
-        "closed after {idle:?} idle, expected about {IDLE_CONNECTION_TIMEOUT:?}"
-    );
+    assert_about_the_idle_timeout(closed - answered, "closed");
 }
 
 #[tokio::test]
@@ -89,11 +93,7 @@ async fn a_request_head_that_never_finishes_is_closed_without_an_answer() {
         .await
         .expect("the server should close a connection whose head never finishes");
     assert_eq!(read, "", "nothing is answered to half a head");
-    assert!(
-        closed - started < IDLE_CONNECTION_TIMEOUT + Duration::from_secs(2),
-        "closed after {:?}",
-        closed - started
-    );
+    assert_about_the_idle_timeout(closed - started, "closed");
 }
 
 #[tokio::test]
@@ -147,16 +147,11 @@ async fn a_body_that_stops_arriving_is_answered_408_and_the_connection_closed() 
     let (read, _) = read_until_closed(&mut stream, IDLE_CONNECTION_TIMEOUT * 3)
         .await
         .expect("an answer, then the connection closed");
-    let waited = started.elapsed();
+    assert_about_the_idle_timeout(started.elapsed(), "answered");
     assert!(read.starts_with("HTTP/1.1 408"), "answer: {read}");
     assert!(
         read.ends_with(r#"{"error":"The request body stopped arriving before it was complete"}"#),
         "answer: {read}"
-    );
-    assert!(
-        waited >= IDLE_CONNECTION_TIMEOUT - Duration::from_millis(100)
-            && waited < IDLE_CONNECTION_TIMEOUT + Duration::from_secs(2),
-        "answered after {waited:?}"
     );
 }
 
