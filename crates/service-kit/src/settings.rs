@@ -62,22 +62,17 @@ impl ListenSettings {
                 .parse()
                 .map_err(|_| ConfigError::new("PORT", &raw, "expected a port number 0-65535"))?,
         };
-        let idle_timeout = match lookup("HTTP_IDLE_TIMEOUT_MS") {
-            None => crate::serve::IDLE_CONNECTION_TIMEOUT,
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .ok()
-                .filter(|ms| (MIN_IDLE_TIMEOUT_MS..=3_600_000).contains(ms))
-                .map(Duration::from_millis)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "HTTP_IDLE_TIMEOUT_MS",
-                        &raw,
-                        "expected milliseconds, 5000 to 3600000",
-                    )
-                })?,
-        };
+        let idle_timeout = crate::faults::env_value(
+            &lookup,
+            "HTTP_IDLE_TIMEOUT_MS",
+            "milliseconds, 5000 to 3600000",
+            |v| {
+                v.parse()
+                    .ok()
+                    .filter(|ms| (MIN_IDLE_TIMEOUT_MS..=3_600_000).contains(ms))
+            },
+        )?
+        .map_or(crate::serve::IDLE_CONNECTION_TIMEOUT, Duration::from_millis);
         Ok(Self {
             addr: SocketAddr::new(host, port),
             idle_timeout,

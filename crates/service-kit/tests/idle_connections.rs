@@ -54,6 +54,13 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<(S
     }
 }
 
+/// Opens a connection to `addr` and writes `bytes` on it.
+async fn connect_and_send(addr: std::net::SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("send");
+    stream
+}
+
 /// The server acted after the idle timeout, not before, and not much later.
 fn assert_about_the_idle_timeout(after: Duration, what: &str) {
     assert!(
@@ -66,11 +73,7 @@ fn assert_about_the_idle_timeout(after: Duration, what: &str) {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let addr = spawn_local(app()).await.expect("serve");
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(b"GET /quick HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .expect("send");
+    let mut stream = connect_and_send(addr, b"GET /quick HTTP/1.1\r\nHost: test\r\n\r\n").await;
     let answered = Instant::now();
     let (read, closed) = read_until_closed(&mut stream, IDLE_CONNECTION_TIMEOUT * 3)
         .await
@@ -83,12 +86,9 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_request_head_that_never_finishes_is_closed_without_an_answer() {
     let addr = spawn_local(app()).await.expect("serve");
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
     let started = Instant::now();
-    stream
-        .write_all(b"POST /quick HTTP/1.1\r\nHost: test\r\nContent-")
-        .await
-        .expect("send");
+    let mut stream =
+        connect_and_send(addr, b"POST /quick HTTP/1.1\r\nHost: test\r\nContent-").await;
     let (read, closed) = read_until_closed(&mut stream, IDLE_CONNECTION_TIMEOUT * 3)
         .await
         .expect("the server should close a connection whose head never finishes");
@@ -99,11 +99,7 @@ async fn a_request_head_that_never_finishes_is_closed_without_an_answer() {
 #[tokio::test]
 async fn an_answer_slower_than_the_idle_timeout_still_arrives_and_the_connection_is_kept() {
     let addr = spawn_local(app()).await.expect("serve");
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .expect("send");
+    let mut stream = connect_and_send(addr, b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n").await;
     let mut buffer = vec![0u8; 4096];
     let mut read = String::new();
     while !read.ends_with("slow") {
@@ -135,14 +131,12 @@ async fn an_answer_slower_than_the_idle_timeout_still_arrives_and_the_connection
 #[tokio::test]
 async fn a_body_that_stops_arriving_is_answered_408_and_the_connection_closed() {
     let addr = spawn_local(app()).await.expect("serve");
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(
-            b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+    let mut stream = connect_and_send(
+        addr,
+        b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
               Content-Length: 100\r\n\r\n{\"item\":",
-        )
-        .await
-        .expect("send");
+    )
+    .await;
     let started = Instant::now();
     let (read, _) = read_until_closed(&mut stream, IDLE_CONNECTION_TIMEOUT * 3)
         .await
@@ -159,19 +153,17 @@ async fn a_body_that_stops_arriving_is_answered_408_and_the_connection_closed() 
 async fn a_body_that_trickles_in_for_longer_than_the_timeout_in_all_is_read_whole() {
     // Pieces 1 s apart, 7 s in all: the timeout is between pieces, not for the whole body.
     let addr = spawn_local(app()).await.expect("serve");
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
     let body = br#"{"a":1,"b":2,"c":3}"#;
-    stream
-        .write_all(
-            format!(
-                "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+    let mut stream = connect_and_send(
+        addr,
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
                  Content-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
+            body.len()
         )
-        .await
-        .expect("send the head");
+        .as_bytes(),
+    )
+    .await;
     for piece in body.chunks(3) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         stream.write_all(piece).await.expect("send a piece");
