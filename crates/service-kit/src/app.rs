@@ -9,6 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::ApiError;
@@ -19,7 +20,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Finishes a service's router: JSON 404/405 for unknown routes, a body limit, panics turned
 /// into a JSON 500 (inside the SERVER span, so they show as ERROR in the trace), the SERVER span
-/// and `X-Trace-Id` from [`telemetry::traced`], a count of requests for [`crate::memory`], and
+/// and `X-Trace-Id` from [`telemetry::TracedLayer`], a count of requests for [`crate::memory`], and
 /// untraced `GET /health`, `GET /metrics` and
 /// `GET /openapi.json` (the description utoipa generates from the handlers' types).
 pub fn api<S>(routes: Router<S>, openapi: utoipa::openapi::OpenApi) -> Router<S>
@@ -32,10 +33,16 @@ where
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::map_request(counted));
-    telemetry::traced(routes)
+        // One `Router::layer`, outermost first: axum boxes a route once a `layer` call and
+        // clones every box for every request (BENCHMARKS.md, twelfth round).
+        .layer(
+            ServiceBuilder::new()
+                .layer(telemetry::TracedLayer)
+                .map_request(counted)
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        );
+    routes
         .route("/health", get(health))
         .route("/metrics", get(telemetry::metrics_handler))
         .route("/openapi.json", get(move || describe(openapi.clone())))
@@ -51,7 +58,7 @@ async fn describe(openapi: Arc<utoipa::openapi::OpenApi>) -> Response {
 }
 
 /// Counts the request for [`crate::memory`], which gives memory back once requests stop.
-async fn counted<B>(request: axum::http::Request<B>) -> axum::http::Request<B> {
+fn counted<B>(request: axum::http::Request<B>) -> axum::http::Request<B> {
     crate::memory::count_request();
     request
 }

@@ -51,7 +51,7 @@ pub use context::in_current_trace;
 pub use errors::{record_error, record_failure};
 pub use guard::{FLUSH_TIMEOUT, TelemetryGuard};
 pub use metrics::{CounterVec, counter, metrics_handler};
-pub use server::{TRACE_ID_HEADER, traced};
+pub use server::{TRACE_ID_HEADER, Traced, TracedFuture, TracedLayer, traced};
 
 use opentelemetry::{propagation::TextMapCompositePropagator, trace::TracerProvider as _};
 use opentelemetry_sdk::propagation::BaggagePropagator;

@@ -1,19 +1,30 @@
 //! Server side: the SERVER span of every request, continued from the caller's headers.
+//!
+//! It is a tower layer of its own, not an `axum::middleware::from_fn`: that one boxes the rest
+//! of the stack into its `Next` and boxes the future for every request (two allocations and a
+//! clone of every service under it), which was the largest cost of the layers in the profile
+//! without telemetry (BENCHMARKS.md, twelfth round).
 
-use std::time::Instant;
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    task::{Context as TaskContext, Poll},
+    time::Instant,
+};
 
 use axum::{
     Router,
     extract::{MatchedPath, Request},
     http::{HeaderValue, header},
-    middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use opentelemetry::{
-    KeyValue,
-    context::FutureExt as _,
+    Context, KeyValue,
     trace::{SpanKind, Status, TraceContextExt, Tracer as _},
 };
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
 /// The response header that carries the trace id, so a caller (or a trace-based test) can find
 /// the trace its request produced.
@@ -29,11 +40,27 @@ const UNTRACED_PATHS: [&str; 2] = ["/health", "/metrics"];
 /// The span continues the caller's W3C `traceparent`/`tracestate`/`baggage`, read through the
 /// global propagator (a malformed header simply starts a new trace), carries the HTTP
 /// semantic-convention attributes, and is ERROR (with `error.type`) on a 5xx only.
+///
+/// A router with more layers of its own gives them to `Router::layer` together with
+/// [`TracedLayer`], in one `tower::ServiceBuilder`: axum boxes a route once for each
+/// `Router::layer` and clones every box for every request.
 pub fn traced<S>(router: Router<S>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    router.layer(axum::middleware::from_fn(server_span))
+    router.layer(TracedLayer)
+}
+
+/// The layer of [`traced`]: the SERVER span around the service it wraps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracedLayer;
+
+impl<S> Layer<S> for TracedLayer {
+    type Service = Traced<S>;
+
+    fn layer(&self, inner: S) -> Traced<S> {
+        Traced { inner }
+    }
 }
 
 /// The SERVER span of one request, made here rather than by axum-tracing-opentelemetry, whose
@@ -44,30 +71,156 @@ where
 ///
 /// Inside the span it also adds the `X-Trace-Id` header and records the request in
 /// `http_server_request_duration_seconds` with the trace as exemplar.
-async fn server_span(request: Request, next: Next) -> Response {
-    if UNTRACED_PATHS.contains(&request.uri().path()) {
-        return next.run(request).await;
+#[derive(Clone, Debug)]
+pub struct Traced<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Traced<S>
+where
+    S: Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = TracedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    let started = Instant::now();
-    let method = crate::metrics::method_label(request.method().as_str());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let Some(tracer) = crate::context::tracer() else {
-        let response = next.run(request).await;
-        record_request(method, route.as_deref(), &response, started, None);
-        return response;
-    };
-    let name = match (&route, method) {
-        // Semantic conventions: a method nobody knows names the span "HTTP".
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if UNTRACED_PATHS.contains(&request.uri().path()) {
+            return TracedFuture::Untraced {
+                inner: self.inner.call(request),
+            };
+        }
+        let measured = Measured {
+            started: Instant::now(),
+            method: crate::metrics::method_label(request.method().as_str()),
+            route: request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned()),
+        };
+        let Some(tracer) = crate::context::tracer() else {
+            return TracedFuture::Measured {
+                inner: self.inner.call(request),
+                measured: Some(measured),
+            };
+        };
+        // The caller's context, baggage and all, is the span's parent and stays around it.
+        let parent = crate::propagation::extract(request.headers());
+        let span = tracer
+            .span_builder(span_name(measured.method, measured.route.as_deref()))
+            .with_kind(SpanKind::Server)
+            .with_attributes(request_attributes(&request, &measured))
+            .start_with_context(tracer, &parent);
+        let context = parent.with_span(span);
+        // The handler's own work may begin in `call`: it runs in the span too.
+        let inner = {
+            let _attached = context.clone().attach();
+            self.inner.call(request)
+        };
+        TracedFuture::Traced {
+            inner,
+            measured: Some(measured),
+            context,
+        }
+    }
+}
+
+pin_project! {
+    /// The answer of [`Traced`]: the inner service's, then the span ended and the request
+    /// counted.
+    #[project = TracedProjection]
+    pub enum TracedFuture<F> {
+        /// `/health`, `/metrics`: neither traced nor counted.
+        Untraced { #[pin] inner: F },
+        /// Tracing is off: counted in the metrics only.
+        Measured { #[pin] inner: F, measured: Option<Measured> },
+        /// In a SERVER span, attached around every poll.
+        Traced { #[pin] inner: F, measured: Option<Measured>, context: Context },
+    }
+}
+
+impl<F, R> Future for TracedFuture<F>
+where
+    F: Future<Output = Result<R, Infallible>>,
+    R: IntoResponse,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let response = match self.project() {
+            TracedProjection::Untraced { inner } => {
+                let Ok(response) = std::task::ready!(inner.poll(cx));
+                response.into_response()
+            }
+            TracedProjection::Measured { inner, measured } => {
+                let Ok(response) = std::task::ready!(inner.poll(cx));
+                let response = response.into_response();
+                if let Some(measured) = measured.take() {
+                    measured.record(&response, None);
+                }
+                response
+            }
+            TracedProjection::Traced {
+                inner,
+                measured,
+                context,
+            } => {
+                let polled = {
+                    let _attached = context.clone().attach();
+                    inner.poll(cx)
+                };
+                let Ok(response) = std::task::ready!(polled);
+                let mut response = response.into_response();
+                if let Some(measured) = measured.take() {
+                    end_server_span(&context.span(), &measured, &mut response);
+                }
+                response
+            }
+        };
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// What the metrics need of a request once it is answered.
+#[derive(Debug)]
+pub struct Measured {
+    started: Instant,
+    method: &'static str,
+    route: Option<String>,
+}
+
+impl Measured {
+    /// `http_server_request_duration_seconds`, with the trace of `span` (if any) as exemplar.
+    fn record(&self, response: &Response, span: Option<&opentelemetry::trace::SpanContext>) {
+        crate::metrics::record_server_request(
+            self.method,
+            self.route.as_deref().unwrap_or("unmatched"),
+            response.status().as_u16(),
+            self.started.elapsed(),
+            span,
+        );
+    }
+}
+
+/// `GET /stock/{item}`; a method nobody knows names the span "HTTP" (semantic conventions).
+fn span_name(method: &'static str, route: Option<&str>) -> String {
+    match (route, method) {
         (_, "_OTHER") => "HTTP".to_owned(),
         (Some(route), _) => format!("{method} {route}"),
         (None, _) => method.to_owned(),
-    };
+    }
+}
+
+/// The HTTP semantic-convention attributes known when the request arrives.
+fn request_attributes(request: &Request, measured: &Measured) -> Vec<KeyValue> {
     let mut attributes = Vec::with_capacity(12);
     attributes.extend([
-        KeyValue::new("http.request.method", method),
+        KeyValue::new("http.request.method", measured.method),
         KeyValue::new("url.path", request.uri().path().to_owned()),
         KeyValue::new("url.scheme", "http"),
         KeyValue::new(
@@ -75,43 +228,37 @@ async fn server_span(request: Request, next: Next) -> Response {
             protocol_version(request.version()),
         ),
     ]);
-    if let Some(route) = &route {
+    if let Some(route) = &measured.route {
         attributes.push(KeyValue::new("http.route", route.clone()));
     }
     if let Some(query) = request.uri().query().filter(|q| !q.is_empty()) {
         attributes.push(KeyValue::new("url.query", redact_query(query)));
     }
-    if let Some((address, port)) = host_and_port(&request) {
+    if let Some((address, port)) = host_and_port(request) {
         attributes.push(KeyValue::new("server.address", address.to_owned()));
         if let Some(port) = port {
             attributes.push(KeyValue::new("server.port", port));
         }
     }
-    if let Some(agent) = header_text(&request, header::USER_AGENT) {
+    if let Some(agent) = header_text(request, header::USER_AGENT) {
         attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
     }
-    let parent = crate::propagation::extract(request.headers());
-    let span = tracer
-        .span_builder(name)
-        .with_kind(SpanKind::Server)
-        .with_attributes(attributes)
-        .start_with_context(tracer, &parent);
-    let context = parent.with_span(span);
+    attributes
+}
 
-    let mut response = next.run(request).with_context(context.clone()).await;
+/// The answer's status on the span (ERROR on a 5xx), the metrics with the trace as exemplar,
+/// `X-Trace-Id` on the answer, and the span ended.
+fn end_server_span(
+    span: &opentelemetry::trace::SpanRef<'_>,
+    measured: &Measured,
+    response: &mut Response,
+) {
     let status = response.status();
-    let span = context.span();
     span.set_attribute(KeyValue::new(
         "http.response.status_code",
         i64::from(status.as_u16()),
     ));
-    record_request(
-        method,
-        route.as_deref(),
-        &response,
-        started,
-        Some(span.span_context()),
-    );
+    measured.record(response, Some(span.span_context()));
     if status.is_server_error() {
         span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
         span.set_status(Status::error(format!("HTTP {status}")));
@@ -123,24 +270,6 @@ async fn server_span(request: Request, next: Next) -> Response {
         response.headers_mut().insert(TRACE_ID_HEADER, value);
     }
     span.end();
-    response
-}
-
-/// `http_server_request_duration_seconds`, with the trace of `span` (if any) as exemplar.
-fn record_request(
-    method: &str,
-    route: Option<&str>,
-    response: &Response,
-    started: Instant,
-    span: Option<&opentelemetry::trace::SpanContext>,
-) {
-    crate::metrics::record_server_request(
-        method,
-        route.unwrap_or("unmatched"),
-        response.status().as_u16(),
-        started.elapsed(),
-        span,
-    );
 }
 
 /// `url.query` with every value replaced: keys say what was asked, values may be secrets
