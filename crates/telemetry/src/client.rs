@@ -127,7 +127,7 @@ fn request_attributes(req: &reqwest::Request, method: &'static str, server: &str
 /// exemplar.
 fn record_call(
     server: &str,
-    method: &str,
+    method: &'static str,
     outcome: &reqwest_middleware::Result<reqwest::Response>,
     started: Instant,
     span: Option<&opentelemetry::trace::SpanContext>,

@@ -8,6 +8,7 @@
 use opentelemetry::trace::{SpanId, TraceId};
 
 /// An id's hex digits.
+#[derive(Clone, Debug)]
 pub(crate) struct Hex<const N: usize>([u8; N]);
 
 impl<const N: usize> Hex<N> {

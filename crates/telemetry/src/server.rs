@@ -9,6 +9,7 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
+    sync::{PoisonError, RwLock},
     task::{Context as TaskContext, Poll},
     time::Instant,
 };
@@ -95,13 +96,15 @@ where
                 inner: self.inner.call(request),
             };
         }
+        let method = crate::metrics::method_label(request.method().as_str());
+        let names = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|path| route_names(method, path.as_str()));
         let measured = Measured {
             started: Instant::now(),
-            method: crate::metrics::method_label(request.method().as_str()),
-            route: request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(|p| p.as_str().to_owned()),
+            method,
+            route: names.map(|names| names.route),
         };
         let Some(tracer) = crate::context::tracer() else {
             return TracedFuture::Measured {
@@ -112,7 +115,12 @@ where
         // The caller's context, baggage and all, is the span's parent and stays around it.
         let parent = crate::propagation::extract(request.headers());
         let span = tracer
-            .span_builder(span_name(measured.method, measured.route.as_deref()))
+            .span_builder(match (names, method) {
+                // Semantic conventions: a method nobody knows names the span "HTTP".
+                (_, "_OTHER") => "HTTP",
+                (Some(names), _) => names.span,
+                (None, _) => method,
+            })
             .with_kind(SpanKind::Server)
             .with_attributes(request_attributes(&request, &measured))
             .start_with_context(tracer, &parent);
@@ -191,7 +199,7 @@ where
 pub struct Measured {
     started: Instant,
     method: &'static str,
-    route: Option<String>,
+    route: Option<&'static str>,
 }
 
 impl Measured {
@@ -199,7 +207,7 @@ impl Measured {
     fn record(&self, response: &Response, span: Option<&opentelemetry::trace::SpanContext>) {
         crate::metrics::record_server_request(
             self.method,
-            self.route.as_deref().unwrap_or("unmatched"),
+            self.route.unwrap_or("unmatched"),
             response.status().as_u16(),
             self.started.elapsed(),
             span,
@@ -207,13 +215,41 @@ impl Measured {
     }
 }
 
-/// `GET /stock/{item}`; a method nobody knows names the span "HTTP" (semantic conventions).
-fn span_name(method: &'static str, route: Option<&str>) -> String {
-    match (route, method) {
-        (_, "_OTHER") => "HTTP".to_owned(),
-        (Some(route), _) => format!("{method} {route}"),
-        (None, _) => method.to_owned(),
+/// The SERVER span's name and `http.route` of one method and matched route.
+#[derive(Clone, Copy, Debug)]
+struct RouteNames {
+    /// `POST /stock/{item}/reserve`.
+    span: &'static str,
+    route: &'static str,
+}
+
+/// The [`RouteNames`] of `method` and `route`, made at the first request and shared by every
+/// request after: a `format!` and two copies of the route were three allocations a request.
+/// They are leaked, as the instrumentation scope is: a route here is a pattern of the router
+/// (`/stock/{item}`), never a path a client sent, and a method one of ten, so there are a
+/// fixed few.
+fn route_names(method: &'static str, route: &str) -> RouteNames {
+    static KNOWN: RwLock<Vec<(&'static str, RouteNames)>> = RwLock::new(Vec::new());
+    let find = |known: &[(&'static str, RouteNames)]| {
+        known
+            .iter()
+            .find(|(m, names)| *m == method && names.route == route)
+            .map(|&(_, names)| names)
+    };
+    if let Some(names) = find(&KNOWN.read().unwrap_or_else(PoisonError::into_inner)) {
+        return names;
     }
+    let mut known = KNOWN.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(names) = find(&known) {
+        return names;
+    }
+    let route: &'static str = Box::leak(route.into());
+    let names = RouteNames {
+        span: Box::leak(format!("{method} {route}").into_boxed_str()),
+        route,
+    };
+    known.push((method, names));
+    names
 }
 
 /// The HTTP semantic-convention attributes known when the request arrives.
@@ -228,8 +264,8 @@ fn request_attributes(request: &Request, measured: &Measured) -> Vec<KeyValue> {
             protocol_version(request.version()),
         ),
     ]);
-    if let Some(route) = &measured.route {
-        attributes.push(KeyValue::new("http.route", route.clone()));
+    if let Some(route) = measured.route {
+        attributes.push(KeyValue::new("http.route", route));
     }
     if let Some(query) = request.uri().query().filter(|q| !q.is_empty()) {
         attributes.push(KeyValue::new("url.query", redact_query(query)));
