@@ -1,5 +1,7 @@
 //! Calling another service and reading its JSON answer.
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use reqwest_middleware::RequestBuilder;
 use serde::de::DeserializeOwned;
@@ -149,23 +151,34 @@ fn endpoint(service: &'static str, base: &Url, segments: &[&str]) -> Result<Url,
 
 /// What every typed client holds: which service, where, through which client, and the
 /// per-call time limit. Typed clients wrap it and add one method per endpoint.
+///
+/// A clone shares everything but the time limit: one is made for every call
+/// ([`Downstream::within`]) and the services' state is cloned for every request, and a deep
+/// copy (the base URL, the client's middleware list) was three allocations each time.
 #[derive(Clone)]
 pub struct Downstream {
-    service: &'static str,
-    base: Url,
-    http: telemetry::HttpClient,
+    target: Arc<Target>,
     /// Per-call time limit: the call's own ([`Downstream::limited`]), shortened to what is left
     /// of a caller's budget ([`Downstream::within`]).
     timeout: Option<std::time::Duration>,
+}
+
+/// Which service, where, and through which client.
+struct Target {
+    service: &'static str,
+    base: Url,
+    http: telemetry::HttpClient,
 }
 
 impl Downstream {
     /// `service` at `base`, called through `http`.
     pub fn new(service: &'static str, base: Url, http: telemetry::HttpClient) -> Self {
         Self {
-            service,
-            base,
-            http,
+            target: Arc::new(Target {
+                service,
+                base,
+                http,
+            }),
             timeout: None,
         }
     }
@@ -190,8 +203,13 @@ impl Downstream {
 
     /// `GET` the path made of `segments`, decoding the JSON answer.
     pub async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, DownstreamError> {
-        let url = endpoint(self.service, &self.base, segments)?;
-        call_json(self.service, self.http.get(url), self.timeout).await
+        let Target {
+            service,
+            base,
+            http,
+        } = &*self.target;
+        let url = endpoint(service, base, segments)?;
+        call_json(service, http.get(url), self.timeout).await
     }
 
     /// `POST` `body` as JSON to the path made of `segments`, with extra `headers`.
@@ -201,12 +219,17 @@ impl Downstream {
         headers: &[(&str, &str)],
         body: &B,
     ) -> Result<T, DownstreamError> {
-        let url = endpoint(self.service, &self.base, segments)?;
-        let mut request = self.http.post(url).json(body);
+        let Target {
+            service,
+            base,
+            http,
+        } = &*self.target;
+        let url = endpoint(service, base, segments)?;
+        let mut request = http.post(url).json(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        call_json(self.service, request, self.timeout).await
+        call_json(service, request, self.timeout).await
     }
 }
 

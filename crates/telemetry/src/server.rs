@@ -359,7 +359,21 @@ fn protocol_version(version: axum::http::Version) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_query;
+    use super::{redact_query, route_names};
+
+    #[test]
+    fn each_method_of_a_route_names_its_own_spans_every_time() {
+        for _ in 0..2 {
+            for (method, route, name) in [
+                ("GET", "/stock/{item}", "GET /stock/{item}"),
+                ("POST", "/stock/{item}", "POST /stock/{item}"),
+                ("GET", "/orders/{id}", "GET /orders/{id}"),
+            ] {
+                let names = route_names(method, route);
+                assert_eq!((names.span, names.route), (name, route));
+            }
+        }
+    }
 
     #[test]
     fn query_values_are_redacted_and_keys_kept() {
