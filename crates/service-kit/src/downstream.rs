@@ -203,13 +203,9 @@ impl Downstream {
 
     /// `GET` the path made of `segments`, decoding the JSON answer.
     pub async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, DownstreamError> {
-        let Target {
-            service,
-            base,
-            http,
-        } = &*self.target;
-        let url = endpoint(service, base, segments)?;
-        call_json(service, http.get(url), self.timeout).await
+        let target = &*self.target;
+        let url = endpoint(target.service, &target.base, segments)?;
+        call_json(target.service, target.http.get(url), self.timeout).await
     }
 
     /// `POST` `body` as JSON to the path made of `segments`, with extra `headers`.
@@ -219,17 +215,13 @@ impl Downstream {
         headers: &[(&str, &str)],
         body: &B,
     ) -> Result<T, DownstreamError> {
-        let Target {
-            service,
-            base,
-            http,
-        } = &*self.target;
-        let url = endpoint(service, base, segments)?;
-        let mut request = http.post(url).json(body);
+        let target = &*self.target;
+        let url = endpoint(target.service, &target.base, segments)?;
+        let mut request = target.http.post(url).json(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        call_json(service, request, self.timeout).await
+        call_json(target.service, request, self.timeout).await
     }
 }
 
