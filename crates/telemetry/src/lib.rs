@@ -17,7 +17,8 @@
 //! - `dropped`: counting spans lost to failed exports (`otel_sdk_spans_dropped_total`).
 //! - `logs`: the log lines as OTLP log records, with their span's ids (`otel_sdk_logs_dropped_total`).
 //! - `guard`: [`TelemetryGuard`], which flushes spans at shutdown on any runtime flavour.
-//! - `server`: [`traced`], the SERVER span and `X-Trace-Id` for an axum router.
+//! - `server`: [`traced`] (or [`TracedLayer`] in a `tower::ServiceBuilder`), the SERVER span and
+//!   `X-Trace-Id` for an axum router.
 //! - `client`: [`http_client`], the CLIENT span and W3C context injection for outgoing calls.
 //! - `context`: how the SERVER and CLIENT spans (OpenTelemetry API) and a handler's `tracing`
 //!   spans find each other; [`in_current_trace`] for a spawned task.

@@ -17,7 +17,11 @@ use tracing::{
     field::{Field, Visit},
 };
 use tracing_subscriber::{
-    fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
+    fmt::{
+        FmtContext, FormatEvent, FormatFields,
+        format::Writer,
+        time::{FormatTime as _, SystemTime},
+    },
     registry::LookupSpan,
 };
 
@@ -64,14 +68,9 @@ where
         w.write_str(&self.service)?;
         w.write_str(",\"target\":")?;
         write_json_str(&mut w, meta.target())?;
-        // humantime writes the same RFC 3339 microseconds as tracing-subscriber's `SystemTime`
-        // (`2026-12-03T16:09:30.123456Z`) into a buffer of its own, then in one piece: 0.3 k
-        // instructions a line, where `SystemTime`'s nine `write!` paddings cost 2.3 k.
-        write!(
-            w,
-            ",\"timestamp\":\"{}\"",
-            humantime::format_rfc3339_micros(std::time::SystemTime::now())
-        )?;
+        w.write_str(",\"timestamp\":\"")?;
+        write_timestamp(&mut w, std::time::SystemTime::now())?;
+        w.write_char('"')?;
         if let Some(context) = crate::subscriber::event_span_context(event) {
             w.write_str(",\"trace_id\":\"")?;
             w.write_str(crate::ids::trace_id_hex(context.trace_id()).as_str())?;
@@ -86,6 +85,22 @@ where
         event.record(&mut fields);
         fields.result?;
         w.write_str("}\n")
+    }
+}
+
+/// `now` in RFC 3339 to the microsecond, `2026-12-03T16:09:30.123456Z`. humantime writes it
+/// into a buffer of its own, then in one piece: 0.3 k instructions a line, where
+/// tracing-subscriber's `SystemTime` took 2.3 k in nine padded `write!`s. humantime panics on a
+/// time before 1970 and refuses years after 9999, and a clock can be that wrong: then
+/// tracing-subscriber's formatter writes the clock's time, as it did before.
+fn write_timestamp(w: &mut Writer<'_>, now: std::time::SystemTime) -> fmt::Result {
+    /// 10000-01-01T00:00:00Z, the first second humantime refuses.
+    const YEAR_10000: u64 = 253_402_300_800;
+    match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) if since.as_secs() < YEAR_10000 => {
+            write!(w, "{}", humantime::format_rfc3339_micros(now))
+        }
+        _ => SystemTime.format_time(w),
     }
 }
 
@@ -304,5 +319,32 @@ mod tests {
         assert_eq!(line["fields.level"], "shadowed", "{line}");
         // No span is current and no OpenTelemetry layer is installed: no ids.
         assert!(line.get("trace_id").is_none() && line.get("span_id").is_none());
+    }
+
+    #[test]
+    fn a_clock_before_1970_or_after_9999_still_gets_a_timestamp_and_no_panic() {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+        use tracing_subscriber::fmt::format::Writer;
+
+        let written = |now: SystemTime| {
+            let mut text = String::new();
+            super::write_timestamp(&mut Writer::new(&mut text), now).expect("written");
+            text
+        };
+        assert_eq!(
+            written(UNIX_EPOCH + Duration::from_micros(1_764_777_570_123_456)),
+            "2025-12-03T15:59:30.123456Z"
+        );
+        for wrong in [
+            UNIX_EPOCH - Duration::from_secs(86_400),
+            UNIX_EPOCH + Duration::from_secs(253_402_300_800),
+        ] {
+            let text = written(wrong);
+            assert!(
+                text.len() == 27 && text.ends_with('Z') && text.as_bytes()[10] == b'T',
+                "{text}"
+            );
+        }
     }
 }
