@@ -9,7 +9,7 @@
 //! sees it: with two of them, that was the first entry of the profile
 //! (`sharded_slab::Pool::get`, `Context::if_enabled_for`; BENCHMARKS.md). Here one [`Gate`]
 //! decides what exists at all, by kind and level, and two thin wrappers hand each layer only
-//! the callbacks of its kind, with no lookup.
+//! the callbacks of its kind, with no lookup of the filter.
 
 use std::any::TypeId;
 
@@ -125,7 +125,7 @@ impl<S: Subscriber, L: Layer<S>> Layer<S> for SpansOnly<L> {
     }
 }
 
-/// A layer that is told about events and never about spans.
+/// A layer that is told about events and never about spans: the log layers.
 pub struct EventsOnly<L>(pub L);
 
 impl<S: Subscriber, L: Layer<S>> Layer<S> for EventsOnly<L> {
@@ -137,8 +137,9 @@ impl<S: Subscriber, L: Layer<S>> Layer<S> for EventsOnly<L> {
         self.0.on_layer(subscriber);
     }
 
+    /// The log layers it wraps find the event's span context looked up once for them all.
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        self.0.on_event(event, ctx);
+        crate::subscriber::with_line_context(event, || self.0.on_event(event, ctx));
     }
 
     #[allow(unsafe_code)]

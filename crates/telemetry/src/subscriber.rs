@@ -7,11 +7,7 @@ use std::{cell::RefCell, sync::OnceLock};
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::{logs::SdkLoggerProvider, trace::SdkTracer};
 use tracing::dispatcher::WeakDispatch;
-use tracing_subscriber::{
-    EnvFilter, Layer,
-    layer::{Context, SubscriberExt},
-    util::SubscriberInitExt,
-};
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::{
     config::TelemetryConfig,
@@ -60,8 +56,9 @@ pub fn install(
         // Events only: a `fmt` layer formats the fields of every span it sees, at creation
         // and again at each `record`, for lines that print none of them (measured with
         // json-subscriber: a quarter of inventory-service's instructions at `RUST_LOG=info`).
-        // The ids come from the OpenTelemetry layer instead, looked up once a line for both.
-        .with(EventsOnly(OneLookup(logs.and_then(exported_logs))))
+        // The ids come from the OpenTelemetry layer instead, looked up once a line for both
+        // (`EventsOnly` calls `with_line_context`).
+        .with(EventsOnly(logs.and_then(exported_logs)))
         .try_init()?;
     tracing::dispatcher::get_default(|dispatch| {
         let _ = GLOBAL_DISPATCH.set(dispatch.downgrade());
@@ -74,45 +71,25 @@ pub fn install(
 /// is kept from install time. Weak, so it does not keep the subscriber alive by itself.
 static GLOBAL_DISPATCH: OnceLock<WeakDispatch> = OnceLock::new();
 
-/// Hands the two log layers the event's span context, looked up once for both: each lookup
-/// goes through the dispatcher, the registry and the OpenTelemetry layer (1.2 k instructions).
-struct OneLookup<L>(L);
-
 thread_local! {
     /// The span context of the event being written on this thread: `None` outside
-    /// [`OneLookup`], `Some(None)` for an event in no trace.
+    /// [`with_line_context`], `Some(None)` for an event in no trace.
     static LINE_CONTEXT: RefCell<Option<Option<SpanContext>>> = const { RefCell::new(None) };
 }
 
-impl<S: tracing::Subscriber, L: Layer<S>> Layer<S> for OneLookup<L> {
-    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
-        self.0.on_register_dispatch(subscriber);
-    }
-
-    fn on_layer(&mut self, subscriber: &mut S) {
-        self.0.on_layer(subscriber);
-    }
-
-    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        let context = lookup_span_context(event);
-        // Restored after, should the layers below write a line of their own meanwhile.
-        let outer = LINE_CONTEXT.with(|line| line.replace(Some(context)));
-        self.0.on_event(event, ctx);
-        LINE_CONTEXT.with(|line| *line.borrow_mut() = outer);
-    }
-
-    #[allow(unsafe_code)]
-    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
-        if id == std::any::TypeId::of::<Self>() {
-            return Some(self as *const Self as *const ());
-        }
-        // SAFETY: forwarded unchanged; the inner layer upholds the contract for its own types.
-        unsafe { self.0.downcast_raw(id) }
-    }
+/// Runs `write` (the log layers, for `event`) with the event's span context looked up once for
+/// all of them: each lookup goes through the dispatcher, the registry and the OpenTelemetry
+/// layer (1.2 k instructions), and stdout and the OTLP record both need it.
+pub(crate) fn with_line_context(event: &tracing::Event<'_>, write: impl FnOnce()) {
+    let context = lookup_span_context(event);
+    // Restored after, should the layers write a line of their own meanwhile.
+    let outer = LINE_CONTEXT.with(|line| line.replace(Some(context)));
+    write();
+    LINE_CONTEXT.with(|line| *line.borrow_mut() = outer);
 }
 
 /// The OpenTelemetry ids of the span a log line is written in (see [`lookup_span_context`]),
-/// as [`OneLookup`] found them for this event.
+/// as [`with_line_context`] found them for this event.
 pub(crate) fn event_span_context(event: &tracing::Event<'_>) -> Option<SpanContext> {
     LINE_CONTEXT
         .with(|line| line.borrow().clone())
