@@ -6,24 +6,28 @@ use std::process::ExitCode;
 use clap::Parser;
 use demo::cli::{Cli, Command};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Serve { service }) => demo::serve::serve(service).await,
-        Some(Command::Smoke(args)) => {
-            quiet_logs();
-            demo::smoke::smoke(args).await
+    let command = match cli.command {
+        // On the runtime the service's own binary builds (`service_kit::runtime`).
+        Some(Command::Serve { service }) => return demo::serve::serve(service),
+        command => command,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("demo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
         }
-        Some(Command::Trace { id, api }) => {
-            quiet_logs();
-            demo::run::draw_trace(&id, &api).await
+    };
+    quiet_logs();
+    runtime.block_on(async {
+        match command {
+            Some(Command::Smoke(args)) => demo::smoke::smoke(args).await,
+            Some(Command::Trace { id, api }) => demo::run::draw_trace(&id, &api).await,
+            Some(Command::Serve { .. }) | None => demo::run::run(cli.run).await,
         }
-        None => {
-            quiet_logs();
-            demo::run::run(cli.run).await
-        }
-    }
+    })
 }
 
 /// The demo's own warnings (the trace store's evictions, say) go to stderr, as plain text.

@@ -8,7 +8,7 @@ use crate::cli::ServiceName;
 
 /// Runs `service` until SIGTERM/SIGINT, or until standard input closes: the demo gives each
 /// child a pipe, so a child stops by itself if the demo dies without stopping it.
-pub async fn serve(service: ServiceName) -> ExitCode {
+pub fn serve(service: ServiceName) -> ExitCode {
     let stop = CancellationToken::new();
     let on_eof = stop.clone();
     std::thread::spawn(move || {
@@ -17,10 +17,16 @@ pub async fn serve(service: ServiceName) -> ExitCode {
         while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
         on_eof.cancel();
     });
+    use service_kit::runtime::block_on;
     match service {
-        ServiceName::Order => order_service::run(stop).await,
-        ServiceName::Inventory => inventory_service::run(stop).await,
-        ServiceName::Payment => payment_service::run(stop).await,
-        ServiceName::Notification => notification_service::run(stop).await,
+        ServiceName::Order => block_on(&order_service::SERVICE, order_service::run(stop)),
+        ServiceName::Inventory => {
+            block_on(&inventory_service::SERVICE, inventory_service::run(stop))
+        }
+        ServiceName::Payment => block_on(&payment_service::SERVICE, payment_service::run(stop)),
+        ServiceName::Notification => block_on(
+            &notification_service::SERVICE,
+            notification_service::run(stop),
+        ),
     }
 }

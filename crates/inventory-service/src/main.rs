@@ -1,8 +1,11 @@
-//! inventory-service: see the crate documentation; `inventory_service::run` is the whole process.
+//! inventory-service: see the crate documentation; `inventory_service::run` is the whole process, on the
+//! runtime `service_kit::runtime` builds.
 
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    inventory_service::run(CancellationToken::new()).await
+fn main() -> std::process::ExitCode {
+    service_kit::runtime::block_on(
+        &inventory_service::SERVICE,
+        inventory_service::run(CancellationToken::new()),
+    )
 }

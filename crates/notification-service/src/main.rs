@@ -1,8 +1,11 @@
-//! notification-service: see the crate documentation; `notification_service::run` is the whole process.
+//! notification-service: see the crate documentation; `notification_service::run` is the whole process, on the
+//! runtime `service_kit::runtime` builds.
 
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    notification_service::run(CancellationToken::new()).await
+fn main() -> std::process::ExitCode {
+    service_kit::runtime::block_on(
+        &notification_service::SERVICE,
+        notification_service::run(CancellationToken::new()),
+    )
 }

@@ -1,8 +1,11 @@
-//! order-service: see the crate documentation; `order_service::run` is the whole process.
+//! order-service: see the crate documentation; `order_service::run` is the whole process, on the
+//! runtime `service_kit::runtime` builds.
 
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    order_service::run(CancellationToken::new()).await
+fn main() -> std::process::ExitCode {
+    service_kit::runtime::block_on(
+        &order_service::SERVICE,
+        order_service::run(CancellationToken::new()),
+    )
 }

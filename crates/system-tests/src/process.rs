@@ -77,8 +77,10 @@ impl ServiceProcess {
         let stderr = File::create(&stderr_path).expect("create stderr log");
         let set: Vec<std::ffi::OsString> = command.get_envs().map(|(k, _)| k.to_owned()).collect();
         for (key, _) in std::env::vars() {
-            let leaks =
-                key.starts_with("OTEL_") || key.ends_with("_SERVICE_URL") || key == "RUST_LOG";
+            let leaks = key.starts_with("OTEL_")
+                || key.ends_with("_SERVICE_URL")
+                || key == "RUST_LOG"
+                || key == "TOKIO_WORKER_THREADS";
             if leaks && !set.iter().any(|k| *k == *key) {
                 command.env_remove(key);
             }

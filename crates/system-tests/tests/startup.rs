@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use system_tests::{free_port, run_to_exit};
+use system_tests::{ServiceProcess, free_port, run_to_exit};
 
 fn assert_rejected(binary: &str, env: &[(&str, &str)], variable: &str) {
     let (code, stderr) = run_to_exit(binary, env, Duration::from_secs(10));
@@ -42,6 +42,14 @@ fn bad_settings_exit_two_with_one_line_naming_the_variable() {
             &[("OTEL_TRACES_SAMPLER", "sometimes")],
             "OTEL_TRACES_SAMPLER",
         );
+        // tokio itself panics on these.
+        for threads in ["two", "0"] {
+            assert_rejected(
+                binary,
+                &[("TOKIO_WORKER_THREADS", threads)],
+                "TOKIO_WORKER_THREADS",
+            );
+        }
     }
     assert_rejected(
         "order-service",
@@ -102,4 +110,33 @@ fn a_busy_port_is_a_clear_error_not_a_panic() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = free_port();
+}
+
+/// The threads of process `pid` named as tokio 1.54 names its workers ("tokio-rt-worker",
+/// within the 15 characters Linux keeps).
+fn tokio_worker_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("list the process's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "tokio-rt-worker")
+        .count()
+}
+
+#[tokio::test]
+async fn a_service_runs_on_one_worker_thread_unless_tokio_worker_threads_asks_for_more() {
+    let logs = tempfile::tempdir().expect("temp dir");
+    // Telemetry off: its exporter runs a worker thread of its own.
+    for (asked, expected) in [(None, 1), (Some("3"), 3)] {
+        let mut env = vec![("TELEMETRY".to_owned(), "off".to_owned())];
+        if let Some(asked) = asked {
+            env.push(("TOKIO_WORKER_THREADS".to_owned(), asked.to_owned()));
+        }
+        let mut service = ServiceProcess::spawn("payment-service", free_port(), &env, logs.path());
+        service.wait_healthy(Duration::from_secs(20)).await;
+        assert_eq!(
+            tokio_worker_threads(service.pid()),
+            expected,
+            "TOKIO_WORKER_THREADS={asked:?}"
+        );
+    }
 }

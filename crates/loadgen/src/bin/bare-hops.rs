@@ -2,8 +2,9 @@
 //! the same HTTP calls as a created order (order → inventory `GET /stock/{item}`, `POST
 //! …/reserve` with the same simulated lookup, payment `POST /charges`, notification `POST
 //! /notify`, inventory `POST …/confirm`), JSON bodies of the same shape, axum servers and a
-//! reqwest client with timeouts on a current-thread runtime, and nothing else: no telemetry,
-//! no metrics, no validation, no idempotency records, no reservations or ledger.
+//! reqwest client with timeouts on tokio's multi-thread runtime (`bench` gives it the
+//! services' worker count through `TOKIO_WORKER_THREADS`), and nothing else: no telemetry, no
+//! metrics, no validation, no idempotency records, no reservations or ledger.
 //!
 //! `bench` starts four of these (`bare-hops <role>`) exactly as it starts the services, so
 //! the gap between this row and "no telemetry" is what the services do besides the hops.

@@ -44,6 +44,11 @@ struct Args {
     /// Requests in flight at saturation.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Worker threads of every process's runtime, the bare chain's included
+    /// (`TOKIO_WORKER_THREADS`): 1 is the services' default (`service_kit::runtime`), 2 is
+    /// tokio's own on this 2-core machine.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: u16,
     /// Orders per second of the sustained runs (tracing on).
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
@@ -421,6 +426,7 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
         // At the default level the four processes, the store and the load generator together
         // top out below this rate on two cores; the question here is the exporter, not logs.
         ("RUST_LOG", "warn".to_owned()),
+        ("TOKIO_WORKER_THREADS", args.worker_threads.to_string()),
     ]);
     let services = Services::start(Binaries::Services, &env).await?;
     let (target, fast) = fast_orders(&services)?;
@@ -475,7 +481,7 @@ async fn main() -> ExitCode {
     };
     let mut through_the_crate = exporting(store.grpc, "grpc", true);
     through_the_crate.push(("TELEMETRY_EXPORTER", "opentelemetry-otlp".into()));
-    let configurations: [Configuration; 7] = [
+    let mut configurations: [Configuration; 7] = [
         ("bare axum hops", Binaries::Bare, Vec::new()),
         (
             "no telemetry",
@@ -508,13 +514,16 @@ async fn main() -> ExitCode {
             through_the_crate,
         ),
     ];
+    for (_, _, env) in &mut configurations {
+        env.push(("TOKIO_WORKER_THREADS", args.worker_threads.to_string()));
+    }
     if args.instructions {
         return instructions::run_all(&configurations, args.instruction_orders).await;
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "bench: {cores} cores; closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp)\n",
-        args.seconds, args.rounds
+        "bench: {cores} cores, {} worker thread(s) in each process (TOKIO_WORKER_THREADS); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp)\n",
+        args.worker_threads, args.seconds, args.rounds
     );
     let loads = [
         Load {

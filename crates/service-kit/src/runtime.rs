@@ -1,0 +1,89 @@
+//! The tokio runtime a service runs on: one worker thread, unless `TOKIO_WORKER_THREADS`
+//! (tokio's own variable, validated here) asks for more.
+//!
+//! Why one: a service here needs a tenth of a core at the seed's load. With tokio's default, a
+//! worker for every core, a worker that wakes to a request also wakes an idle sibling to share
+//! the work, and that sibling finds none. On the benchmark's 2-core machine that doubled the
+//! context switches of an order and was a third of its CPU, with or without tracing; one worker
+//! a service also served more orders a second at saturation (BENCHMARKS.md, thirteenth round).
+//! A service that needs more than a core sets `TOKIO_WORKER_THREADS`.
+
+use std::{future::Future, process::ExitCode};
+
+use crate::{ConfigError, config_error};
+
+/// Worker threads when `TOKIO_WORKER_THREADS` is unset.
+pub const DEFAULT_WORKER_THREADS: usize = 1;
+
+/// The most `TOKIO_WORKER_THREADS` may ask for: more is a typo, not a machine.
+const MAX_WORKER_THREADS: usize = 1024;
+
+/// `TOKIO_WORKER_THREADS`, read here because tokio panics on a value it cannot parse.
+pub fn worker_threads(lookup: impl Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
+    const VARIABLE: &str = "TOKIO_WORKER_THREADS";
+    let Some(raw) = lookup(VARIABLE) else {
+        return Ok(DEFAULT_WORKER_THREADS);
+    };
+    raw.trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_WORKER_THREADS).contains(n))
+        .ok_or_else(|| {
+            ConfigError::new(
+                VARIABLE,
+                &raw,
+                format!("expected a number of threads, 1 to {MAX_WORKER_THREADS}"),
+            )
+        })
+}
+
+/// Runs `main`, the whole service, on a runtime of [`worker_threads`] workers; a bad
+/// `TOKIO_WORKER_THREADS` is one line and exit status 2, as every other bad setting.
+pub fn block_on(
+    service: &telemetry::ServiceInfo,
+    main: impl Future<Output = ExitCode>,
+) -> ExitCode {
+    let workers = match worker_threads(|name| std::env::var(name).ok()) {
+        Ok(workers) => workers,
+        Err(e) => return config_error(service, &e),
+    };
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(main),
+        Err(e) => {
+            eprintln!("{}: cannot start the async runtime: {e}", service.name);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn threads(value: Option<&'static str>) -> Result<usize, ConfigError> {
+        worker_threads(|name| {
+            assert_eq!(name, "TOKIO_WORKER_THREADS");
+            value.map(str::to_owned)
+        })
+    }
+
+    #[test]
+    fn one_worker_unless_told_and_any_count_from_one_to_1024() {
+        assert_eq!(threads(None).ok(), Some(1));
+        assert_eq!(threads(Some("4")).ok(), Some(4));
+        assert_eq!(threads(Some(" 1024 ")).ok(), Some(1024));
+    }
+
+    #[test]
+    fn a_count_that_is_no_count_is_a_config_error_naming_the_variable() {
+        for bad in ["", "0", "-1", "two", "1025", "1.5"] {
+            let error = threads(Some(bad)).expect_err(bad).to_string();
+            assert!(error.contains("TOKIO_WORKER_THREADS"), "{error}");
+            assert!(error.contains("1 to 1024"), "{error}");
+        }
+    }
+}
