@@ -139,18 +139,11 @@ async fn count_in(
         .await;
         let report = stats.report(duration);
         if report.errors > 0 || report.requests != orders {
-            // What the orders got back, so that a failed run says why.
-            let outcomes: Vec<String> = report
-                .rows
-                .iter()
-                .filter(|row| row.outcome != "all")
-                .map(|row| format!("{} × {}", row.count, row.outcome))
-                .collect();
             return Err(format!(
                 "{} of {orders} orders sent, {} failed ({}): the count would not be per order",
                 report.requests,
                 report.errors,
-                outcomes.join(", ")
+                super::outcomes(&report)
             ));
         }
     } else {

@@ -364,6 +364,16 @@ async fn throughput(
     let rss_load = services.rss_mib();
     services.stop();
     let report = stats.report(duration);
+    if report.errors > 0 {
+        // The CPU figure then divides by failed orders too: say what they got back.
+        eprintln!(
+            "bench: {name}, {} in flight: {} of {} orders failed ({})",
+            load.concurrency,
+            report.errors,
+            report.requests,
+            outcomes(&report)
+        );
+    }
     Ok(Measured {
         name,
         throughput: report.throughput_per_second,
@@ -373,6 +383,17 @@ async fn throughput(
         rss_load,
         errors: report.errors,
     })
+}
+
+/// What the orders of a run got back, `count × outcome`, so that a failed run says why.
+fn outcomes(report: &loadgen::stats::Report) -> String {
+    let outcomes: Vec<String> = report
+        .rows
+        .iter()
+        .filter(|row| row.outcome != "all")
+        .map(|row| format!("{} × {}", row.count, row.outcome))
+        .collect();
+    outcomes.join(", ")
 }
 
 /// The environment of services exporting spans to `receiver` over `protocol`, and log
