@@ -13,15 +13,8 @@ fn main() -> ExitCode {
         Some(Command::Serve { service }) => return demo::serve::serve(service),
         command => command,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("demo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     quiet_logs();
-    runtime.block_on(async {
+    service_kit::runtime::block_on_tool("demo", async {
         match command {
             Some(Command::Smoke(args)) => demo::smoke::smoke(args).await,
             Some(Command::Trace { id, api }) => demo::run::draw_trace(&id, &api).await,

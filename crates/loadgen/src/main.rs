@@ -36,9 +36,12 @@ struct Args {
     json: bool,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
+    service_kit::runtime::block_on_tool("loadgen", drive_load(args))
+}
+
+async fn drive_load(args: Args) -> ExitCode {
     let in_range = |v: f64, max: f64| v > 0.0 && v <= max;
     if !(in_range(args.duration, 1e7)
         && in_range(args.timeout, 3600.0)

@@ -18,16 +18,25 @@ pub const DEFAULT_WORKER_THREADS: usize = 1;
 /// The most `TOKIO_WORKER_THREADS` may ask for: more is a typo, not a machine.
 const MAX_WORKER_THREADS: usize = 1024;
 
-/// `TOKIO_WORKER_THREADS`, read here because tokio panics on a value it cannot parse.
+/// `TOKIO_WORKER_THREADS` of a service: [`DEFAULT_WORKER_THREADS`] when unset.
 pub fn worker_threads(lookup: impl Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
+    Ok(asked_worker_threads(lookup)?.unwrap_or(DEFAULT_WORKER_THREADS))
+}
+
+/// `TOKIO_WORKER_THREADS` as set, `None` when unset; read here because tokio panics on a value
+/// it cannot parse.
+fn asked_worker_threads(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<usize>, ConfigError> {
     const VARIABLE: &str = "TOKIO_WORKER_THREADS";
     let Some(raw) = lookup(VARIABLE) else {
-        return Ok(DEFAULT_WORKER_THREADS);
+        return Ok(None);
     };
     raw.trim()
         .parse()
         .ok()
         .filter(|n| (1..=MAX_WORKER_THREADS).contains(n))
+        .map(Some)
         .ok_or_else(|| {
             ConfigError::new(
                 VARIABLE,
@@ -43,18 +52,35 @@ pub fn block_on(
     service: &telemetry::ServiceInfo,
     main: impl Future<Output = ExitCode>,
 ) -> ExitCode {
-    let workers = match worker_threads(|name| std::env::var(name).ok()) {
-        Ok(workers) => workers,
-        Err(e) => return config_error(service, &e),
-    };
-    match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-    {
+    match worker_threads(|name| std::env::var(name).ok()) {
+        Ok(workers) => run(service.name, Some(workers), main),
+        Err(e) => config_error(service, &e),
+    }
+}
+
+/// Runs `main` of a tool that is not a service (the demo's supervisor and trace store, the
+/// load generator, the benchmark) on tokio's default runtime, a worker per core, unless
+/// `TOKIO_WORKER_THREADS` says otherwise; a bad value is one line and exit status 2.
+pub fn block_on_tool(name: &str, main: impl Future<Output = ExitCode>) -> ExitCode {
+    match asked_worker_threads(|name| std::env::var(name).ok()) {
+        Ok(workers) => run(name, workers, main),
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::from(crate::settings::CONFIG_ERROR_EXIT)
+        }
+    }
+}
+
+/// `main` on a multi-thread runtime of `workers` workers (`None`: tokio's default).
+fn run(name: &str, workers: Option<usize>, main: impl Future<Output = ExitCode>) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    match builder.enable_all().build() {
         Ok(runtime) => runtime.block_on(main),
         Err(e) => {
-            eprintln!("{}: cannot start the async runtime: {e}", service.name);
+            eprintln!("{name}: cannot start the async runtime: {e}");
             ExitCode::FAILURE
         }
     }
@@ -76,6 +102,12 @@ mod tests {
         assert_eq!(threads(None).ok(), Some(1));
         assert_eq!(threads(Some("4")).ok(), Some(4));
         assert_eq!(threads(Some(" 1024 ")).ok(), Some(1024));
+        // A tool keeps tokio's own default.
+        assert_eq!(asked_worker_threads(|_| None).ok(), Some(None));
+        assert_eq!(
+            asked_worker_threads(|_| Some("3".into())).ok(),
+            Some(Some(3))
+        );
     }
 
     #[test]

@@ -82,6 +82,12 @@ fn bad_settings_exit_two_with_one_line_naming_the_variable() {
         "OTEL_SDK_DISABLED",
     );
     assert_rejected("payment-service", &[("RUST_LOG", "info,[[[")], "RUST_LOG");
+    // The embedded demo's own runtime (its services run on theirs, as checked above).
+    assert_rejected(
+        "demo",
+        &[("TOKIO_WORKER_THREADS", "many")],
+        "TOKIO_WORKER_THREADS",
+    );
     assert_rejected(
         "order-service",
         &[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "lots")],

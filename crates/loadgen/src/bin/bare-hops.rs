@@ -2,9 +2,9 @@
 //! the same HTTP calls as a created order (order → inventory `GET /stock/{item}`, `POST
 //! …/reserve` with the same simulated lookup, payment `POST /charges`, notification `POST
 //! /notify`, inventory `POST …/confirm`), JSON bodies of the same shape, axum servers and a
-//! reqwest client with timeouts on tokio's multi-thread runtime (`bench` gives it the
-//! services' worker count through `TOKIO_WORKER_THREADS`), and nothing else: no telemetry, no
-//! metrics, no validation, no idempotency records, no reservations or ledger.
+//! reqwest client with timeouts on the services' runtime (`service_kit::runtime`: one worker
+//! unless `TOKIO_WORKER_THREADS`), and nothing else: no telemetry, no metrics, no validation,
+//! no idempotency records, no reservations or ledger.
 //!
 //! `bench` starts four of these (`bare-hops <role>`) exactly as it starts the services, so
 //! the gap between this row and "no telemetry" is what the services do besides the hops.
@@ -46,8 +46,18 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// For the one line of a bad setting.
+const BARE_HOPS: service_kit::ServiceInfo = service_kit::ServiceInfo {
+    name: "bare-hops",
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+/// On the runtime the services run on (`service_kit::runtime`).
+fn main() -> ExitCode {
+    service_kit::runtime::block_on(&BARE_HOPS, serve_role())
+}
+
+async fn serve_role() -> ExitCode {
     let role = match std::env::args().nth(1).as_deref() {
         Some("order") => Role::Order,
         Some("inventory") => Role::Inventory,

@@ -490,9 +490,12 @@ fn order_first(v: &[f64]) -> String {
     format!("{:.1},{:.1},{:.1},{:.1}", v[3], v[0], v[1], v[2])
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
+    service_kit::runtime::block_on_tool("bench", bench(args))
+}
+
+async fn bench(args: Args) -> ExitCode {
     let store = match trace_store::start_local().await {
         Ok(store) => store,
         Err(e) => {
