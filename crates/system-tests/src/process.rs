@@ -193,7 +193,19 @@ impl Drop for ServiceProcess {
 
 /// Runs binary `name` with `env` to completion (for start-up failures), with a timeout.
 pub fn run_to_exit(name: &str, env: &[(&str, &str)], timeout: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(crate::binary_path(name))
+    run_program_to_exit(&crate::binary_path(name), &[], env, timeout)
+}
+
+/// [`run_to_exit`] for any program, with `args`: its exit status and stderr.
+pub fn run_program_to_exit(
+    program: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> (Option<i32>, String) {
+    let name = program.display();
+    let mut child = Command::new(program)
+        .args(args)
         .env_remove("RUST_LOG")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
