@@ -1,5 +1,5 @@
-//! inventory-service: see the crate documentation; `inventory_service::run` is the whole process, on the
-//! runtime `service_kit::runtime` builds.
+//! inventory-service: see the crate documentation; `inventory_service::run` is the whole
+//! process, on the runtime `service_kit::runtime` builds.
 
 use tokio_util::sync::CancellationToken;
 

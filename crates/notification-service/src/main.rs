@@ -1,5 +1,5 @@
-//! notification-service: see the crate documentation; `notification_service::run` is the whole process, on the
-//! runtime `service_kit::runtime` builds.
+//! notification-service: see the crate documentation; `notification_service::run` is the whole
+//! process, on the runtime `service_kit::runtime` builds.
 
 use tokio_util::sync::CancellationToken;
 

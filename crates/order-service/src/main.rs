@@ -1,5 +1,5 @@
-//! order-service: see the crate documentation; `order_service::run` is the whole process, on the
-//! runtime `service_kit::runtime` builds.
+//! order-service: see the crate documentation; `order_service::run` is the whole
+//! process, on the runtime `service_kit::runtime` builds.
 
 use tokio_util::sync::CancellationToken;
 

@@ -1,5 +1,5 @@
-//! payment-service: see the crate documentation; `payment_service::run` is the whole process, on the
-//! runtime `service_kit::runtime` builds.
+//! payment-service: see the crate documentation; `payment_service::run` is the whole
+//! process, on the runtime `service_kit::runtime` builds.
 
 use tokio_util::sync::CancellationToken;
 
