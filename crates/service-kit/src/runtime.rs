@@ -28,22 +28,16 @@ pub fn worker_threads(lookup: impl Fn(&str) -> Option<String>) -> Result<usize, 
 fn asked_worker_threads(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<usize>, ConfigError> {
-    const VARIABLE: &str = "TOKIO_WORKER_THREADS";
-    let Some(raw) = lookup(VARIABLE) else {
-        return Ok(None);
-    };
-    raw.trim()
-        .parse()
-        .ok()
-        .filter(|n| (1..=MAX_WORKER_THREADS).contains(n))
-        .map(Some)
-        .ok_or_else(|| {
-            ConfigError::new(
-                VARIABLE,
-                &raw,
-                format!("expected a number of threads, 1 to {MAX_WORKER_THREADS}"),
-            )
-        })
+    crate::faults::env_value(
+        &lookup,
+        "TOKIO_WORKER_THREADS",
+        &format!("a number of threads, 1 to {MAX_WORKER_THREADS}"),
+        |v| {
+            v.parse()
+                .ok()
+                .filter(|n| (1..=MAX_WORKER_THREADS).contains(n))
+        },
+    )
 }
 
 /// Runs `main`, the whole service, on a runtime of [`worker_threads`] workers; a bad
