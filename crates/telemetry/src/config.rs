@@ -81,8 +81,15 @@ pub struct TelemetryConfig {
     pub logs_endpoint: Url,
     /// `OTEL_LOGS_EXPORTER`: `otlp` (the default) or `none`.
     pub logs_exported: bool,
-    /// `OTEL_BLRP_MAX_QUEUE_SIZE`: log records the batch processor holds (default 2048).
+    /// `OTEL_BLRP_MAX_QUEUE_SIZE` (default 2048): log records waiting for export at most;
+    /// beyond it they are dropped and counted.
     pub logs_max_queue_size: usize,
+    /// `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` (default 512): the most records one export carries
+    /// (never more than `logs_max_queue_size`).
+    pub logs_max_export_batch_size: usize,
+    /// `OTEL_BLRP_SCHEDULE_DELAY` in milliseconds (default 1000): how long records wait at
+    /// most before a batch that is not full is sent.
+    pub logs_schedule_delay: std::time::Duration,
     /// The sampler, from `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
     pub sampler: Sampler,
     /// `OTEL_SDK_DISABLED=true`: spans are still created (so logs keep their trace ids and
@@ -172,6 +179,9 @@ pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
 /// The longest wait before a batch is sent when `OTEL_BSP_SCHEDULE_DELAY` is unset (the SDK's).
 pub const DEFAULT_SCHEDULE_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The longest wait of log records when `OTEL_BLRP_SCHEDULE_DELAY` is unset (the SDK's).
+pub const DEFAULT_LOGS_SCHEDULE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The longest string value exported when `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` is unset. The
 /// specification's default is no limit; with that, a batch of 512 spans (the SDK's batch size)
 /// could pass a receiver's 4 MiB limit on a few large values each. At 1 KiB, even spans with
@@ -227,9 +237,9 @@ impl TelemetryConfig {
                 ));
             }
         };
-        let logs_max_queue_size =
-            positive(get("OTEL_BLRP_MAX_QUEUE_SIZE"), "OTEL_BLRP_MAX_QUEUE_SIZE")?
-                .unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
+        // The SDK reads these too, and silently ignores a bad value; here a bad value is refused.
+        let (logs_max_queue_size, logs_max_export_batch_size, logs_schedule_delay) =
+            batch_settings(&get, "OTEL_BLRP", DEFAULT_LOGS_SCHEDULE_DELAY)?;
         let sampler = parse_sampler(
             get("OTEL_TRACES_SAMPLER").as_deref(),
             get("OTEL_TRACES_SAMPLER_ARG").as_deref(),
@@ -251,19 +261,8 @@ impl TelemetryConfig {
             Some("off") => true,
             Some(other) => return Err(ConfigError::new("TELEMETRY", other, "expected on or off")),
         };
-        // The SDK reads it too, and silently ignores a bad value; here a bad value is refused.
-        let max_queue_size = positive(get("OTEL_BSP_MAX_QUEUE_SIZE"), "OTEL_BSP_MAX_QUEUE_SIZE")?
-            .unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
-        let max_export_batch_size = positive(
-            get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
-            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-        )?
-        .unwrap_or(DEFAULT_MAX_EXPORT_BATCH_SIZE)
-        .min(max_queue_size);
-        let schedule_delay = positive(get("OTEL_BSP_SCHEDULE_DELAY"), "OTEL_BSP_SCHEDULE_DELAY")?
-            .map_or(DEFAULT_SCHEDULE_DELAY, |ms| {
-                std::time::Duration::from_millis(ms as u64)
-            });
+        let (max_queue_size, max_export_batch_size, schedule_delay) =
+            batch_settings(&get, "OTEL_BSP", DEFAULT_SCHEDULE_DELAY)?;
         let attribute_value_limit = positive(
             get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
             "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
@@ -296,6 +295,8 @@ impl TelemetryConfig {
             logs_endpoint,
             logs_exported,
             logs_max_queue_size,
+            logs_max_export_batch_size,
+            logs_schedule_delay,
             sampler,
             sdk_disabled,
             log_filter,
@@ -312,6 +313,28 @@ impl TelemetryConfig {
 }
 
 /// A whole number > 0 from `variable`'s value `raw`, if it is set.
+/// `{prefix}_MAX_QUEUE_SIZE`, `{prefix}_MAX_EXPORT_BATCH_SIZE` (never more than the queue, as
+/// the SDK's `BatchConfig` has it) and `{prefix}_SCHEDULE_DELAY` (milliseconds), each at the
+/// SDK's default when unset.
+fn batch_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    prefix: &str,
+    default_delay: std::time::Duration,
+) -> Result<(usize, usize, std::time::Duration), ConfigError> {
+    let setting = |name: &str| {
+        let variable = format!("{prefix}_{name}");
+        positive(get(&variable), &variable)
+    };
+    let max_queue = setting("MAX_QUEUE_SIZE")?.unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
+    let max_batch = setting("MAX_EXPORT_BATCH_SIZE")?
+        .unwrap_or(DEFAULT_MAX_EXPORT_BATCH_SIZE)
+        .min(max_queue);
+    let delay = setting("SCHEDULE_DELAY")?.map_or(default_delay, |ms| {
+        std::time::Duration::from_millis(ms as u64)
+    });
+    Ok((max_queue, max_batch, delay))
+}
+
 fn positive(raw: Option<String>, variable: &str) -> Result<Option<usize>, ConfigError> {
     raw.map(|raw| {
         raw.trim()

@@ -16,7 +16,6 @@ use std::{future::Future, sync::OnceLock};
 use opentelemetry::{Context, context::FutureExt as _, trace::TraceContextExt};
 use opentelemetry_sdk::trace::SdkTracer;
 use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The tracer of the SERVER and CLIENT spans; unset when telemetry is off, and then neither
 /// kind of span is made at all.
@@ -33,15 +32,19 @@ pub(crate) fn tracer() -> Option<&'static SdkTracer> {
 /// The OpenTelemetry context of the code running now: the current `tracing` span's if it is
 /// part of a trace, otherwise the attached OpenTelemetry context (inside a SERVER span but
 /// outside any span of the handler's own).
+///
+/// The current span is looked up by id in the current dispatcher: `tracing::Span::current()`
+/// would take a reference on it in the registry and give it back (two locked counts) for
+/// every call made.
 pub(crate) fn current_context() -> Context {
-    let span = tracing::Span::current();
-    if !span.is_none() {
-        let context = span.context();
-        if context.span().span_context().is_valid() {
-            return context;
-        }
+    let context = tracing::dispatcher::get_default(|dispatch| {
+        let id = dispatch.current_span().id()?.clone();
+        tracing_opentelemetry::get_otel_context(&id, dispatch)
+    });
+    match context {
+        Some(context) if context.span().span_context().is_valid() => context,
+        _ => Context::current(),
     }
-    Context::current()
 }
 
 /// `future`, kept in the trace of the code that calls this, wherever it is polled: for a task

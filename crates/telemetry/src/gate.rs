@@ -74,7 +74,16 @@ impl<S: Subscriber> Layer<S> for Gate {
     }
 }
 
-/// A layer that is told about spans and never about events.
+/// A layer that is told about spans and never about events, nor about a span's exits.
+///
+/// tracing-opentelemetry's only use of an exit, with the settings of `subscriber::install`
+/// (no inactivity timings, no context activation), is to store the clock as the span's end
+/// time, at every exit of every span (tracing-opentelemetry 0.34 `src/layer.rs`, `on_exit`): a
+/// registry lookup, a write lock, a mutex and a clock read, each time an instrumented future
+/// is polled. Without it a span ends when it closes. For `#[instrument]` and
+/// `.instrument(span)` that is the same instant: the span closes as its future is dropped,
+/// right after the exit that follows its last poll. A span kept open after its last exit (a
+/// clone held, not entered) now ends when the last clone goes.
 pub struct SpansOnly<L>(pub L);
 
 impl<S: Subscriber, L: Layer<S>> Layer<S> for SpansOnly<L> {
@@ -100,10 +109,6 @@ impl<S: Subscriber, L: Layer<S>> Layer<S> for SpansOnly<L> {
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
         self.0.on_enter(id, ctx);
-    }
-
-    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
-        self.0.on_exit(id, ctx);
     }
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {

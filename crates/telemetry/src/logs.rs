@@ -2,15 +2,18 @@
 //! also goes, with its span's trace and span ids and the service's resource, to the same
 //! collector as the spans, batched and bounded like them.
 //!
-//! The bridge is opentelemetry-appender-tracing. It takes the ids from the OpenTelemetry
-//! context that is current when the SDK receives the record, and this project turns off
-//! tracing-opentelemetry's context activation (one context attach per poll of every
-//! instrumented future, measured in BENCHMARKS.md). [`WithSpanContext`] attaches the event's
-//! span context around each log event instead: the cost is paid per log line, not per poll.
+//! The bridge is opentelemetry-appender-tracing. The SDK gives its record the ids of the
+//! OpenTelemetry context that is current, and this project turns off tracing-opentelemetry's
+//! context activation (one context attach per poll of every instrumented future, measured in
+//! BENCHMARKS.md): that context is the SERVER span's, not the handler span the line is
+//! written in. The processor sets the ids the line's own span has (`subscriber`, looked up
+//! once a line for stdout and the record), so the cost is paid per log line, not per poll.
 //!
-//! Losses are counted in `otel_sdk_logs_dropped_total{reason}` the way spans are
-//! (`export_failed`, `queue_full`), and never touch a request: the batch processor exports from
-//! its own thread.
+//! The processor is this crate's (`otlp::OtlpLogProcessor`, each record encoded as it is
+//! written), or with `TELEMETRY_EXPORTER=opentelemetry-otlp` the SDK's batch processor in
+//! front of that crate's exporter. Losses are counted in `otel_sdk_logs_dropped_total{reason}`
+//! the way spans are (`export_failed`, `queue_full`), and never touch a request: both export
+//! from a thread of their own.
 
 use std::{
     sync::{LazyLock, atomic::Ordering},
@@ -20,7 +23,6 @@ use std::{
 use opentelemetry::{
     InstrumentationScope,
     logs::{AnyValue, LogRecord as _},
-    trace::TraceContextExt,
 };
 use opentelemetry_sdk::{
     Resource,
@@ -37,7 +39,7 @@ use opentelemetry_otlp::WithExportConfig as _;
 use crate::{
     config::{ExporterKind, Protocol, TelemetryConfig},
     metrics::CounterVec,
-    otlp::OtlpLogExporter,
+    otlp::OtlpLogProcessor,
     provider::ExporterError,
 };
 
@@ -58,46 +60,46 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
     }
     LazyLock::force(&DROPPED_METRIC);
     let endpoint = config.logs_endpoint.to_string();
-    let in_flight = crate::dropped::InFlight::default();
-    // The batch processor reads OTEL_BLRP_* itself; the queue bound is needed here too.
-    let processor = match config.exporter {
-        ExporterKind::Direct => batched(
-            OtlpLogExporter::new(config).map_err(|reason| ExporterError::new(endpoint, reason))?,
-            &in_flight,
+    let builder = SdkLoggerProvider::builder().with_resource(crate::provider::resource(config));
+    let builder = match config.exporter {
+        // Encoded as each record is written, its string values (the body too) cut as they are.
+        ExporterKind::Direct => builder.with_log_processor(
+            OtlpLogProcessor::new(config).map_err(|reason| ExporterError::new(endpoint, reason))?,
         ),
         ExporterKind::OpentelemetryOtlp => {
-            let builder = opentelemetry_otlp::LogExporter::builder();
+            let exporter = opentelemetry_otlp::LogExporter::builder();
             let exporter = match config.protocol {
-                Protocol::Grpc => builder.with_tonic().with_endpoint(&endpoint).build(),
-                Protocol::HttpProtobuf => builder.with_http().with_endpoint(&endpoint).build(),
+                Protocol::Grpc => exporter.with_tonic().with_endpoint(&endpoint).build(),
+                Protocol::HttpProtobuf => exporter.with_http().with_endpoint(&endpoint).build(),
             }
             .map_err(|reason| ExporterError::new(endpoint, reason))?;
-            batched(exporter, &in_flight)
-        }
-    };
-    Ok(Some(
-        SdkLoggerProvider::builder()
-            .with_resource(crate::provider::resource(config))
-            .with_log_processor(CountingLogProcessor {
-                inner: processor,
+            // The batch processor reads OTEL_BLRP_* itself; the queue bound is needed here too.
+            let in_flight = crate::dropped::InFlight::default();
+            builder.with_log_processor(CountingLogProcessor {
+                inner: batched(exporter, &in_flight),
                 in_flight,
                 capacity: config.logs_max_queue_size,
                 body_limit: config.attribute_value_limit,
             })
-            .build(),
-    ))
+        }
+    };
+    Ok(Some(builder.build()))
 }
 
-/// Wraps the appender so that each event is emitted with its span's OpenTelemetry context
-/// current (see the module documentation), and never a line of the exporters' own crates: a
-/// record about an export would be exported, and so on.
-pub struct WithSpanContext<L>(pub L);
+/// Counts `records` lost for `reason` (`export_failed`, `queue_full`).
+pub(crate) fn count_lost(records: usize, reason: &str) {
+    DROPPED_METRIC.add(&[reason], records as f64);
+}
+
+/// Wraps the appender so that it never sees a line of the exporters' own crates: a record
+/// about an export would be exported, and so on.
+pub struct WithoutExporterLines<L>(pub L);
 
 /// Crates whose lines stay on stdout: the exporters' transports and the SDK. A prefix, as an
 /// `EnvFilter` directive matches (`hyper` covers `hyper_util`, `tower` covers `tower_http`).
 const NEVER_EXPORTED: [&str; 6] = ["hyper", "h2", "tonic", "tower", "reqwest", "opentelemetry"];
 
-impl<S, L> Layer<S> for WithSpanContext<L>
+impl<S, L> Layer<S> for WithoutExporterLines<L>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     L: Layer<S>,
@@ -110,15 +112,7 @@ where
         {
             return;
         }
-        match crate::subscriber::event_span_context(event) {
-            Some(span_context) => {
-                let _attached = opentelemetry::Context::new()
-                    .with_remote_span_context(span_context)
-                    .attach();
-                self.0.on_event(event, ctx);
-            }
-            None => self.0.on_event(event, ctx),
-        }
+        self.0.on_event(event, ctx);
     }
 }
 
@@ -127,7 +121,7 @@ where
 /// thread's own lines out of the export).
 pub(crate) fn count_rejected(records: i64, message: &str) {
     static THROTTLE: crate::dropped::Throttle = crate::dropped::Throttle::new();
-    DROPPED_METRIC.add(&["export_failed"], records.max(0) as f64);
+    count_lost(usize::try_from(records).unwrap_or(0), "export_failed");
     if THROTTLE.due() {
         tracing::warn!(
             dropped = records,
@@ -168,7 +162,7 @@ impl<E: SdkLogExporter> SdkLogExporter for CountingLogExporter<E> {
         if result.is_err() {
             // No log line here: the SDK suppresses its own threads' records, and the span
             // exporter's throttled warning already says the collector is unreachable.
-            DROPPED_METRIC.add(&["export_failed"], records as f64);
+            count_lost(records, "export_failed");
         }
         result
     }
@@ -198,9 +192,10 @@ impl<P: LogProcessor> LogProcessor for CountingLogProcessor<P> {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            DROPPED_METRIC.add(&["queue_full"], 1.0);
+            count_lost(1, "queue_full");
             return;
         }
+        crate::subscriber::set_line_trace_context(record);
         if let Some(AnyValue::String(body)) = record.body()
             && body.as_str().len() > self.body_limit
         {

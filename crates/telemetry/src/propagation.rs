@@ -75,10 +75,10 @@ impl TextMapPropagator for TraceContext {
 fn traceparent(span: &SpanContext) -> [u8; TRACEPARENT_LEN] {
     let mut header = [b'-'; TRACEPARENT_LEN];
     header[..2].copy_from_slice(b"00");
-    header[3..35].copy_from_slice(crate::ids::trace_id_hex(span.trace_id()).as_bytes());
-    header[36..52].copy_from_slice(crate::ids::span_id_hex(span.span_id()).as_bytes());
     let flags = (span.trace_flags() & TraceFlags::SAMPLED).to_u8();
-    data_encoding::HEXLOWER.encode_mut(&[flags], &mut header[53..55]);
+    crate::ids::write_hex(&span.trace_id().to_bytes(), &mut header[3..35]);
+    crate::ids::write_hex(&span.span_id().to_bytes(), &mut header[36..52]);
+    crate::ids::write_hex(&[flags], &mut header[53..55]);
     header
 }
 
@@ -89,7 +89,7 @@ fn traceparent(span: &SpanContext) -> [u8; TRACEPARENT_LEN] {
 fn parse(header: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
     let header = header.trim().as_bytes();
     let (head, rest) = header.split_at_checked(TRACEPARENT_LEN)?;
-    let [version] = hex::<1>(&head[0..2])?;
+    let [version] = crate::ids::read_hex::<1>(&head[0..2])?;
     let valid_rest = match version {
         0 => rest.is_empty(),
         0xff => false,
@@ -98,24 +98,12 @@ fn parse(header: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
     if !valid_rest || head[2] != b'-' || head[35] != b'-' || head[52] != b'-' {
         return None;
     }
-    let trace_id = TraceId::from_bytes(hex(&head[3..35])?);
-    let span_id = SpanId::from_bytes(hex(&head[36..52])?);
-    let [flags] = hex::<1>(&head[53..55])?;
+    let trace_id = TraceId::from_bytes(crate::ids::read_hex(&head[3..35])?);
+    let span_id = SpanId::from_bytes(crate::ids::read_hex(&head[36..52])?);
+    let [flags] = crate::ids::read_hex::<1>(&head[53..55])?;
     let flags = TraceFlags::new(flags) & TraceFlags::SAMPLED;
     (trace_id != TraceId::INVALID && span_id != SpanId::INVALID)
         .then_some((trace_id, span_id, flags))
-}
-
-/// The `N` bytes of `2 * N` lowercase hex digits (data-encoding's `HEXLOWER` refuses capitals).
-fn hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
-    let mut bytes = [0; N];
-    if digits.len() != 2 * N {
-        return None;
-    }
-    data_encoding::HEXLOWER
-        .decode_mut(digits, &mut bytes)
-        .ok()?;
-    Some(bytes)
 }
 
 /// Headers being written, for a propagator.

@@ -43,9 +43,9 @@ pub fn install(
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
 
     // The same lines as stdout, over OTLP (the exporters' own crates' lines excepted, in
-    // `WithSpanContext`).
+    // `WithoutExporterLines`).
     let exported_logs = logger.map(|logger| {
-        crate::logs::WithSpanContext(
+        crate::logs::WithoutExporterLines(
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(logger),
         )
     });
@@ -94,6 +94,18 @@ pub(crate) fn event_span_context(event: &tracing::Event<'_>) -> Option<SpanConte
     LINE_CONTEXT
         .with(|line| line.borrow().clone())
         .unwrap_or_else(|| lookup_span_context(event))
+}
+
+/// Gives `record` the ids of the span its log line is written in, as [`with_line_context`]
+/// found them (the SDK gave it those of the current OpenTelemetry context, the SERVER span's:
+/// see `logs`). A record made outside a log line, or for a line in no trace, keeps the SDK's.
+pub(crate) fn set_line_trace_context(record: &mut opentelemetry_sdk::logs::SdkLogRecord) {
+    use opentelemetry::logs::LogRecord as _;
+    LINE_CONTEXT.with(|line| {
+        if let Some(Some(span)) = &*line.borrow() {
+            record.set_trace_context(span.trace_id(), span.span_id(), Some(span.trace_flags()));
+        }
+    });
 }
 
 /// The OpenTelemetry ids of the span a log line is written in: top-level `trace_id` and

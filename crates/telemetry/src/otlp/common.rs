@@ -6,7 +6,7 @@
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
 
-use super::wire::Writer;
+use super::wire::{Writer, field_len};
 use crate::dropped::cut;
 
 /// `KeyValue.key`, `KeyValue.value`.
@@ -99,4 +99,49 @@ pub(crate) fn resource(resource: &Resource) -> Vec<u8> {
 pub(crate) fn nanos(time: std::time::SystemTime) -> u64 {
     time.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// An `ExportTraceServiceRequest` or `ExportLogsServiceRequest` (the two have one shape): one
+/// `ResourceSpans`/`ResourceLogs` with `resource` (`resource`'s encoding) and `schema_url`, and
+/// per scope its `InstrumentationScope` message, its items' encoded fields (`ScopeSpans.spans`,
+/// `ScopeLogs.log_records`: tag 2) and its schema URL. Every length is known before its body is
+/// written, so each item's bytes are copied once, into the request.
+pub(crate) fn request<'a>(
+    resource: &[u8],
+    schema_url: &str,
+    scopes: impl Iterator<Item = (Vec<u8>, &'a [u8], &'a str)>,
+) -> Vec<u8> {
+    // Per scope: its message, its items, its schema URL and the length of its body.
+    let scopes: Vec<_> = scopes
+        .map(|(message, items, schema)| {
+            let len = field_len(message.len()) + items.len() + string_len(schema);
+            (message, items, schema, len)
+        })
+        .collect();
+    let resource_body = field_len(resource.len())
+        + scopes.iter().map(|s| field_len(s.3)).sum::<usize>()
+        + string_len(schema_url);
+    let mut w = Writer::with_capacity(field_len(resource_body));
+    // resource_spans / resource_logs
+    w.header(1, resource_body);
+    // .resource
+    w.bytes_always(1, resource);
+    for (message, items, schema, len) in &scopes {
+        // .scope_spans / .scope_logs: scope, items, schema_url
+        w.header(2, *len);
+        w.bytes_always(1, message);
+        w.raw(items);
+        w.string(3, schema);
+    }
+    w.string(3, schema_url);
+    w.into_vec()
+}
+
+/// The bytes a `string` field of tag 1–15 takes (none when empty: proto3 leaves it out).
+fn string_len(value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        field_len(value.len())
+    }
 }

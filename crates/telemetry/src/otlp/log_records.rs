@@ -1,64 +1,145 @@
-//! `ExportLogsServiceRequest`, written straight from the SDK's log batch: what
-//! opentelemetry-otlp 0.33 would send (`transform::logs` of opentelemetry-proto: one
-//! `ResourceLogs`, one `ScopeLogs` per scope, a record's target naming its scope), without
-//! building its structs. The test below decodes both and compares.
+//! `ExportLogsServiceRequest`, written straight from the SDK's log records, one at a time as
+//! each is written (`processor`): what opentelemetry-otlp 0.33 would send for the same batch
+//! (`transform::logs` of opentelemetry-proto: one `ResourceLogs`, one `ScopeLogs` per scope, a
+//! record's target naming its scope), without building its structs. The test below decodes
+//! both and compares.
+
+use std::borrow::Cow;
 
 use opentelemetry::{InstrumentationScope, logs::AnyValue};
-use opentelemetry_sdk::logs::{LogBatch, SdkLogRecord};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_sdk::{error::OTelSdkError, logs::SdkLogRecord};
+use prost::Message as _;
 
 use super::{
     common::{
-        BOOL_VALUE, BYTES_VALUE, DOUBLE_VALUE, INT_VALUE, KVLIST_VALUE, VALUES, nanos, scope,
-        string_value,
+        BOOL_VALUE, BYTES_VALUE, DOUBLE_VALUE, INT_VALUE, KVLIST_VALUE, VALUES, nanos, string_value,
     },
+    processor::Batch,
     wire::Writer,
 };
+use crate::dropped::Throttle;
 
-/// The request for `batch`; `resource` is [`super::common::resource`]'s encoding, string values
-/// are cut to `limit` bytes.
-pub(crate) fn request(
-    batch: &LogBatch<'_>,
+/// Log records encoded one at a time, as they are written: per scope (a record's target
+/// naming it), in order of first appearance, the `ScopeLogs.log_records` fields of its records.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedLogs {
+    /// The scope, the name it is sent with, and its records' bytes.
+    groups: Vec<(InstrumentationScope, Cow<'static, str>, Vec<u8>)>,
+    count: usize,
+    /// The capacity the first group's buffer is made with.
+    expected: usize,
+}
+
+impl EncodedLogs {
+    /// Encodes `record`, written in `scope`, after the others, its string values cut to
+    /// `limit` bytes.
+    pub(crate) fn push(
+        &mut self,
+        record: &SdkLogRecord,
+        scope: &InstrumentationScope,
+        limit: usize,
+    ) {
+        let name = record.target().map_or(scope.name(), |t| t.as_ref());
+        // opentelemetry-proto's key: the name, version, schema URL and attributes.
+        let same = |(s, n, _): &(InstrumentationScope, Cow<'static, str>, Vec<u8>)| {
+            n.as_ref() == name
+                && s.version() == scope.version()
+                && s.schema_url() == scope.schema_url()
+                && s.attributes().eq(scope.attributes())
+        };
+        let at = match self.groups.iter().position(same) {
+            Some(at) => at,
+            None => {
+                let name = match record.target() {
+                    Some(target) => target.clone(),
+                    None => Cow::Owned(scope.name().to_owned()),
+                };
+                let buf = Vec::with_capacity(std::mem::take(&mut self.expected));
+                self.groups.push((scope.clone(), name, buf));
+                self.groups.len() - 1
+            }
+        };
+        let buf = &mut self.groups[at].2;
+        let mut w = Writer::from_vec(std::mem::take(buf));
+        // ScopeLogs.log_records
+        w.message(2, |w| write_record(w, record, limit));
+        *buf = w.into_vec();
+        self.count += 1;
+    }
+}
+
+impl Batch for EncodedLogs {
+    const ITEMS: &'static str = "log records";
+
+    fn expecting(bytes: usize) -> Self {
+        Self {
+            expected: bytes,
+            ..Self::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn bytes(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|(_, _, records)| records.len())
+            .sum()
+    }
+
+    /// The `ExportLogsServiceRequest` of these records: one `ResourceLogs`, one `ScopeLogs`
+    /// per group.
+    fn request(&self, resource: &[u8], schema_url: &str, limit: usize) -> Vec<u8> {
+        let groups = self.groups.iter().map(|(scope, name, records)| {
+            let mut w = Writer::default();
+            super::common::scope(&mut w, scope, name, limit);
+            (
+                w.into_vec(),
+                records.as_slice(),
+                scope.schema_url().unwrap_or_default(),
+            )
+        });
+        super::common::request(resource, schema_url, groups)
+    }
+
+    fn answered(response: bytes::Bytes) {
+        if let Ok(ExportLogsServiceResponse {
+            partial_success: Some(partial),
+        }) = ExportLogsServiceResponse::decode(response)
+            && (partial.rejected_log_records > 0 || !partial.error_message.is_empty())
+        {
+            crate::logs::count_rejected(partial.rejected_log_records, &partial.error_message);
+        }
+    }
+
+    /// Counted, not logged: the span exporter's throttled warning already says the collector
+    /// is unreachable.
+    fn lost(count: usize, _error: &OTelSdkError, _throttle: &Throttle) {
+        crate::logs::count_lost(count, "export_failed");
+    }
+
+    /// Counted, not logged: a line about a full queue would wait for that queue itself.
+    fn queue_full(_max_queue: usize, _throttle: &Throttle) {
+        crate::logs::count_lost(1, "queue_full");
+    }
+}
+
+/// The request for `batch`, as [`EncodedLogs`] writes it.
+#[cfg(test)]
+fn request(
+    batch: &opentelemetry_sdk::logs::LogBatch<'_>,
     resource: &[u8],
     schema_url: &str,
     limit: usize,
 ) -> Vec<u8> {
-    // Records grouped by scope and target, each group in the batch's order.
-    type Group<'a> = (&'a str, &'a InstrumentationScope, Vec<&'a SdkLogRecord>);
-    let mut groups: Vec<Group<'_>> = Vec::new();
-    for (record, instrumentation) in batch.iter() {
-        let name = record
-            .target()
-            .map_or(instrumentation.name(), |t| t.as_ref());
-        // opentelemetry-proto's key: the name, version, schema URL and attributes.
-        let same = |(n, s, _): &&mut Group<'_>| {
-            *n == name
-                && s.version() == instrumentation.version()
-                && s.schema_url() == instrumentation.schema_url()
-                && s.attributes().eq(instrumentation.attributes())
-        };
-        match groups.iter_mut().find(|g| same(g)) {
-            Some((_, _, records)) => records.push(record),
-            None => groups.push((name, instrumentation, vec![record])),
-        }
+    let mut logs = EncodedLogs::default();
+    for (record, scope) in batch.iter() {
+        logs.push(record, scope, limit);
     }
-    let mut w = Writer::with_capacity(256 + groups.iter().map(|g| g.2.len()).sum::<usize>() * 400);
-    // ExportLogsServiceRequest.resource_logs
-    w.message(1, |w| {
-        // ResourceLogs.resource
-        w.message(1, |w| w.raw(resource));
-        for (name, instrumentation, records) in &groups {
-            // ResourceLogs.scope_logs
-            w.message(2, |w| {
-                w.message(1, |w| scope(w, instrumentation, name, limit));
-                for record in records {
-                    w.message(2, |w| write_record(w, record, limit));
-                }
-                w.string(3, instrumentation.schema_url().unwrap_or_default());
-            });
-        }
-        w.string(3, schema_url);
-    });
-    w.into_vec()
+    logs.request(resource, schema_url, limit)
 }
 
 /// The body of one `LogRecord`, fields in tag order as prost writes them.

@@ -8,11 +8,15 @@ use opentelemetry::{
     InstrumentationScope,
     trace::{SpanKind, Status},
 };
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_sdk::{error::OTelSdkError, trace::SpanData};
+use prost::Message as _;
+
+use crate::dropped::Throttle;
 
 use super::{
     common::{attributes, nanos},
-    wire::{Writer, field_len},
+    wire::Writer,
 };
 
 /// `Span.flags` bits of OTLP: the W3C flags, plus "the parent's remoteness is known" and
@@ -51,7 +55,7 @@ impl EncodedSpans {
         let at = match self
             .scopes
             .iter()
-            .position(|(scope, _)| *scope == span.instrumentation_scope)
+            .position(|(scope, _)| same_scope(scope, &span.instrumentation_scope))
         {
             Some(at) => at,
             None => {
@@ -76,47 +80,66 @@ impl EncodedSpans {
     /// per scope. `resource` is [`super::common::resource`]'s encoding. Every length is known
     /// before its body is written, so each span's bytes are copied once, into the request.
     pub(crate) fn request(&self, resource: &[u8], schema_url: &str, limit: usize) -> Vec<u8> {
-        // Per scope: its `InstrumentationScope` message and the length of its `ScopeSpans`.
-        let scopes: Vec<(Vec<u8>, usize)> = self
-            .scopes
-            .iter()
-            .map(|(scope, spans)| {
-                let mut w = Writer::default();
-                super::common::scope(&mut w, scope, scope.name(), limit);
-                let message = w.into_vec();
-                let len = field_len(message.len())
-                    + spans.len()
-                    + string_len(scope.schema_url().unwrap_or_default());
-                (message, len)
-            })
-            .collect();
-        let resource_spans = field_len(resource.len())
-            + scopes.iter().map(|(_, len)| field_len(*len)).sum::<usize>()
-            + string_len(schema_url);
-        let mut w = Writer::with_capacity(field_len(resource_spans));
-        // ExportTraceServiceRequest.resource_spans
-        w.header(1, resource_spans);
-        // ResourceSpans.resource
-        w.bytes_always(1, resource);
-        for ((scope, spans), (message, len)) in self.scopes.iter().zip(&scopes) {
-            // ResourceSpans.scope_spans: scope, spans, schema_url
-            w.header(2, *len);
-            w.bytes_always(1, message);
-            w.raw(spans);
-            w.string(3, scope.schema_url().unwrap_or_default());
-        }
-        w.string(3, schema_url);
-        w.into_vec()
+        let scopes = self.scopes.iter().map(|(scope, spans)| {
+            let mut w = Writer::default();
+            super::common::scope(&mut w, scope, scope.name(), limit);
+            (
+                w.into_vec(),
+                spans.as_slice(),
+                scope.schema_url().unwrap_or_default(),
+            )
+        });
+        super::common::request(resource, schema_url, scopes)
     }
 }
 
-/// The bytes a `string` field of tag 1–15 takes (none when empty: proto3 leaves it out).
-fn string_len(value: &str) -> usize {
-    if value.is_empty() {
-        0
-    } else {
-        field_len(value.len())
+impl super::processor::Batch for EncodedSpans {
+    const ITEMS: &'static str = "spans";
+
+    fn expecting(bytes: usize) -> Self {
+        Self::expecting(bytes)
     }
+
+    fn len(&self) -> usize {
+        self.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes()
+    }
+
+    fn request(&self, resource: &[u8], schema_url: &str, limit: usize) -> Vec<u8> {
+        self.request(resource, schema_url, limit)
+    }
+
+    fn answered(response: bytes::Bytes) {
+        if let Ok(ExportTraceServiceResponse {
+            partial_success: Some(partial),
+        }) = ExportTraceServiceResponse::decode(response)
+            && (partial.rejected_spans > 0 || !partial.error_message.is_empty())
+        {
+            crate::dropped::count_rejected(partial.rejected_spans, &partial.error_message);
+        }
+    }
+
+    fn lost(count: usize, error: &OTelSdkError, throttle: &Throttle) {
+        crate::dropped::count_failed_export(count, error, throttle);
+    }
+
+    fn queue_full(max_queue: usize, throttle: &Throttle) {
+        crate::dropped::count_queue_full(max_queue, throttle);
+    }
+}
+
+/// Whether spans of `a` and `b` go in one `ScopeSpans`: the same scope. Every span of a
+/// service has the same one, whose name is one borrowed string (`crate::init_with`), so the
+/// name is first compared by address.
+fn same_scope(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
+    let (x, y) = (a.name(), b.name());
+    (std::ptr::eq(x, y) || x == y)
+        && a.version() == b.version()
+        && a.schema_url() == b.schema_url()
+        && a.attributes().eq(b.attributes())
 }
 
 /// The request for `batch`, as [`EncodedSpans`] writes it.
