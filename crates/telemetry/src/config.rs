@@ -509,19 +509,40 @@ mod tests {
             (c.max_queue_size, c.max_export_batch_size, c.schedule_delay),
             (2048, 512, std::time::Duration::from_secs(5))
         );
+        assert_eq!(
+            (
+                c.logs_max_queue_size,
+                c.logs_max_export_batch_size,
+                c.logs_schedule_delay
+            ),
+            (2048, 512, std::time::Duration::from_secs(1))
+        );
         let c = config(&[
             ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
             ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512"),
             ("OTEL_BSP_SCHEDULE_DELAY", "250"),
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "64"),
+            ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "100"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "20"),
         ])
         .expect("valid settings");
         // A batch never holds more than the queue, as the SDK's BatchConfig has it.
         assert_eq!(c.max_export_batch_size, 100);
         assert_eq!(c.schedule_delay, std::time::Duration::from_millis(250));
+        assert_eq!(
+            (
+                c.logs_max_queue_size,
+                c.logs_max_export_batch_size,
+                c.logs_schedule_delay
+            ),
+            (64, 64, std::time::Duration::from_millis(20))
+        );
         for (variable, value) in [
             ("OTEL_BSP_SCHEDULE_DELAY", "5s"),
             ("OTEL_BSP_SCHEDULE_DELAY", "0"),
             ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-1"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "1s"),
+            ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "0"),
         ] {
             let error = config(&[(variable, value)])
                 .err()

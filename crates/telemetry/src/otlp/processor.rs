@@ -468,13 +468,17 @@ mod tests {
     };
 
     use axum::{Router, body::Bytes, extract::State, routing::post};
+    use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
     use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::collector::{
+        logs::v1::ExportLogsServiceRequest, trace::v1::ExportTraceServiceRequest,
+    };
+    use opentelemetry_sdk::logs::SdkLoggerProvider;
     use opentelemetry_sdk::{error::OTelSdkError, trace::SdkTracerProvider};
     use prost::Message as _;
     use tokio::sync::Semaphore;
 
-    use super::OtlpSpanProcessor;
+    use super::{OtlpLogProcessor, OtlpSpanProcessor};
     use crate::{ServiceInfo, TelemetryConfig};
 
     /// An OTLP/HTTP collector that keeps the span count of each request it answers, and
@@ -524,15 +528,45 @@ mod tests {
         Vec::new()
     }
 
+    async fn receive_logs(State(collector): State<Collector>, body: Bytes) -> Vec<u8> {
+        if let Ok(permit) = collector.permits.acquire().await {
+            permit.forget();
+        }
+        let request = ExportLogsServiceRequest::decode(body).expect("an OTLP request");
+        let records = request
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum();
+        collector
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(records);
+        Vec::new()
+    }
+
     /// A collector on 127.0.0.1 answering `permits` requests at once, and a provider exporting
     /// to it through [`OtlpSpanProcessor`] with the batch settings `vars`.
     async fn exporting(vars: &[(&str, &str)], permits: usize) -> (Collector, SdkTracerProvider) {
+        let (collector, config) = collector(vars, permits).await;
+        let processor = OtlpSpanProcessor::new(&config).expect("a processor");
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        (collector, provider)
+    }
+
+    /// The collector of [`exporting`], and the settings that export to it.
+    async fn collector(vars: &[(&str, &str)], permits: usize) -> (Collector, TelemetryConfig) {
         let collector = Collector {
             requests: Arc::default(),
             permits: Arc::new(Semaphore::new(permits)),
         };
         let app = Router::new()
             .route("/v1/traces", post(receive))
+            .route("/v1/logs", post(receive_logs))
             .with_state(collector.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -555,11 +589,7 @@ mod tests {
             |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
         )
         .expect("valid config");
-        let processor = OtlpSpanProcessor::new(&config).expect("a processor");
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .build();
-        (collector, provider)
+        (collector, config)
     }
 
     fn end_spans(provider: &SdkTracerProvider, count: usize) {
@@ -642,5 +672,54 @@ mod tests {
             matches!(again, Err(OTelSdkError::AlreadyShutdown)),
             "{again:?}"
         );
+    }
+
+    /// `otel_sdk_logs_dropped_total{reason="queue_full"}`, as `/metrics` shows it.
+    fn log_records_dropped_for_a_full_queue() -> f64 {
+        crate::metrics::render()
+            .lines()
+            .find_map(|l| l.strip_prefix("otel_sdk_logs_dropped_total{reason=\"queue_full\"} "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn log_records_leave_in_batches_and_beyond_their_queue_are_dropped_and_counted() {
+        let (collector, config) = collector(
+            &[
+                ("OTEL_BLRP_MAX_QUEUE_SIZE", "4"),
+                ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "2"),
+                ("OTEL_BLRP_SCHEDULE_DELAY", "600000"),
+            ],
+            0,
+        )
+        .await;
+        crate::logs::count_lost(0, "queue_full");
+        let provider = SdkLoggerProvider::builder()
+            .with_log_processor(OtlpLogProcessor::new(&config).expect("a processor"))
+            .build();
+        let logger = provider.logger("processor-test");
+        let write = |count: usize| {
+            for i in 0..count {
+                let mut record = logger.create_log_record();
+                record.set_body(format!("line {i}").into());
+                logger.emit(record);
+            }
+        };
+        // Two records leave in the first request, which the collector holds; four more fill
+        // the queue; the last three have no room.
+        write(2);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let dropped_before = log_records_dropped_for_a_full_queue();
+        write(7);
+        let dropped = log_records_dropped_for_a_full_queue() - dropped_before;
+        assert_eq!(dropped, 3.0, "records counted as dropped");
+        collector.permits.add_permits(usize::MAX >> 4);
+        let shutdown = provider.clone();
+        tokio::task::spawn_blocking(move || shutdown.shutdown())
+            .await
+            .expect("the shutdown thread")
+            .expect("the shutdown succeeds");
+        assert_eq!(collector.requests(), vec![2, 2, 2]);
     }
 }
