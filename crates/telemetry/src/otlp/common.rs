@@ -138,7 +138,7 @@ pub(crate) fn request<'a>(
 }
 
 /// The bytes a `string` field of tag 1–15 takes (none when empty: proto3 leaves it out).
-fn string_len(value: &str) -> usize {
+pub(crate) fn string_len(value: &str) -> usize {
     if value.is_empty() {
         0
     } else {

@@ -92,7 +92,7 @@ impl Batch for EncodedLogs {
 
     /// The `ExportLogsServiceRequest` of these records: one `ResourceLogs`, one `ScopeLogs`
     /// per group.
-    fn request(&self, resource: &[u8], schema_url: &str, limit: usize) -> Vec<u8> {
+    fn into_request(self, resource: &[u8], schema_url: &str, limit: usize) -> bytes::Bytes {
         let groups = self.groups.iter().map(|(scope, name, records)| {
             let mut w = Writer::default();
             super::common::scope(&mut w, scope, name, limit);
@@ -102,7 +102,7 @@ impl Batch for EncodedLogs {
                 scope.schema_url().unwrap_or_default(),
             )
         });
-        super::common::request(resource, schema_url, groups)
+        super::common::request(resource, schema_url, groups).into()
     }
 
     fn answered(response: bytes::Bytes) {
@@ -139,7 +139,7 @@ fn request(
     for (record, scope) in batch.iter() {
         logs.push(record, scope, limit);
     }
-    logs.request(resource, schema_url, limit)
+    logs.into_request(resource, schema_url, limit).to_vec()
 }
 
 /// The body of one `LogRecord`, fields in tag order as prost writes them.

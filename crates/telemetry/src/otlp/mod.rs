@@ -54,9 +54,9 @@ impl Destination {
     }
 
     /// Sends `request`; returns the response body.
-    async fn send(&self, request: Vec<u8>) -> Result<bytes::Bytes, OTelSdkError> {
+    async fn send(&self, request: bytes::Bytes) -> Result<bytes::Bytes, OTelSdkError> {
         self.transport
-            .send(request.into(), self.timeout)
+            .send(request, self.timeout)
             .await
             .map_err(OTelSdkError::InternalFailure)
     }

@@ -37,7 +37,10 @@ use opentelemetry_sdk::{
 use super::{
     Destination, LOGS_EXPORT, TRACE_EXPORT, log_records::EncodedLogs, spans::EncodedSpans,
 };
-use crate::{config::TelemetryConfig, dropped::Throttle};
+use crate::{
+    config::{ExportSettings, TelemetryConfig},
+    dropped::Throttle,
+};
 
 /// How long `force_flush` waits for the batches queued before it (the SDK's default).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,7 +56,7 @@ pub(crate) trait Batch: std::fmt::Debug + Send + 'static {
     /// Their bytes.
     fn bytes(&self) -> usize;
     /// The export request of these items; `resource` is `common::resource`'s encoding.
-    fn request(&self, resource: &[u8], schema_url: &str, limit: usize) -> Vec<u8>;
+    fn into_request(self, resource: &[u8], schema_url: &str, limit: usize) -> bytes::Bytes;
     /// Reads the collector's answer: counts what a partial success refused.
     fn answered(response: bytes::Bytes);
     /// Counts `count` items lost to the failed export `error`.
@@ -134,14 +137,16 @@ fn lock<B>(state: &Mutex<State<B>>) -> MutexGuard<'_, State<B>> {
 }
 
 impl<B: Batch> Batcher<B> {
-    /// A batcher sending to `destination` on `schedule`, its sender thread (`thread_name`)
-    /// started; string values are cut to `value_limit` bytes.
+    /// A batcher sending to `endpoint` (`grpc_path` over gRPC) with `export`'s settings, on
+    /// `schedule`, its sender thread (`thread_name`) started; string values are cut to the
+    /// attribute length limit. Must be called on the runtime (see `transport`).
     fn new(
-        destination: Destination,
+        config: &TelemetryConfig,
+        (endpoint, grpc_path, export): (&url::Url, &'static str, &ExportSettings),
         schedule: Schedule,
-        value_limit: usize,
         thread_name: &str,
     ) -> Result<Self, String> {
+        let destination = Destination::new(config, endpoint, grpc_path, export)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
@@ -165,7 +170,7 @@ impl<B: Batch> Batcher<B> {
         Ok(Self {
             shared,
             sender: Mutex::new(Some(sender)),
-            value_limit,
+            value_limit: config.attribute_value_limit,
             schedule,
             throttle: Throttle::default(),
         })
@@ -266,24 +271,14 @@ impl OtlpSpanProcessor {
     /// The processor `config` describes, its sender thread started. Must be called on the
     /// runtime (see `transport`).
     pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
-        let destination = Destination::new(
-            config,
-            &config.traces_endpoint,
-            TRACE_EXPORT,
-            &config.traces_export,
-        )?;
+        let signal = (&config.traces_endpoint, TRACE_EXPORT, &config.traces_export);
         let schedule = Schedule {
             max_queue: config.max_queue_size,
             // `config` keeps it within the queue, as the SDK's `BatchConfig` does.
             max_batch: config.max_export_batch_size,
             delay: config.schedule_delay,
         };
-        let batcher = Batcher::new(
-            destination,
-            schedule,
-            config.attribute_value_limit,
-            "otlp-span-sender",
-        )?;
+        let batcher = Batcher::new(config, signal, schedule, "otlp-span-sender")?;
         crate::dropped::register();
         Ok(Self(batcher))
     }
@@ -320,24 +315,13 @@ impl OtlpLogProcessor {
     /// The processor `config` describes, its sender thread started. Must be called on the
     /// runtime (see `transport`).
     pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
-        let destination = Destination::new(
-            config,
-            &config.logs_endpoint,
-            LOGS_EXPORT,
-            &config.logs_export,
-        )?;
+        let signal = (&config.logs_endpoint, LOGS_EXPORT, &config.logs_export);
         let schedule = Schedule {
             max_queue: config.logs_max_queue_size,
             max_batch: config.logs_max_export_batch_size,
             delay: config.logs_schedule_delay,
         };
-        let batcher = Batcher::new(
-            destination,
-            schedule,
-            config.attribute_value_limit,
-            "otlp-log-sender",
-        )?;
-        Ok(Self(batcher))
+        Batcher::new(config, signal, schedule, "otlp-log-sender").map(Self)
     }
 }
 
@@ -384,7 +368,7 @@ impl<B: Batch> Sender<B> {
             let turn = self.wait(&mut deadline);
             let mut ok = true;
             for batch in turn.batches {
-                ok &= self.export(&batch, &turn.resource);
+                ok &= self.export(batch, &turn.resource);
             }
             if let Some(ticket) = turn.flush {
                 let mut state = lock(&self.shared.state);
@@ -443,9 +427,10 @@ impl<B: Batch> Sender<B> {
     }
 
     /// Sends one batch; false if its items were lost (and counted).
-    fn export(&self, batch: &B, resource: &(Vec<u8>, String)) -> bool {
+    fn export(&self, batch: B, resource: &(Vec<u8>, String)) -> bool {
         let to = &self.destination;
-        let request = batch.request(&resource.0, &resource.1, to.value_limit);
+        let count = batch.len();
+        let request = batch.into_request(&resource.0, &resource.1, to.value_limit);
         match futures_executor::block_on(to.send(request)) {
             Ok(response) => {
                 // A collector may accept a batch and still refuse some of its items.
@@ -453,7 +438,7 @@ impl<B: Batch> Sender<B> {
                 true
             }
             Err(error) => {
-                B::lost(batch.len(), &error, &self.throttle);
+                B::lost(count, &error, &self.throttle);
                 false
             }
         }
@@ -497,6 +482,18 @@ mod tests {
                 .clone()
         }
 
+        /// Answers a request of `items` once a permit allows, and keeps its count.
+        async fn answer(&self, items: usize) -> Vec<u8> {
+            if let Ok(permit) = self.permits.acquire().await {
+                permit.forget();
+            }
+            self.requests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(items);
+            Vec::new()
+        }
+
         /// Waits up to 5 s for `expected` requests; returns what arrived.
         async fn wait_for(&self, expected: usize) -> Vec<usize> {
             for _ in 0..500 {
@@ -510,41 +507,21 @@ mod tests {
     }
 
     async fn receive(State(collector): State<Collector>, body: Bytes) -> Vec<u8> {
-        if let Ok(permit) = collector.permits.acquire().await {
-            permit.forget();
-        }
         let request = ExportTraceServiceRequest::decode(body).expect("an OTLP request");
-        let spans = request
-            .resource_spans
-            .iter()
+        let resources = request.resource_spans.iter();
+        let spans = resources
             .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        collector
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(spans);
-        Vec::new()
+            .map(|s| s.spans.len());
+        collector.answer(spans.sum()).await
     }
 
     async fn receive_logs(State(collector): State<Collector>, body: Bytes) -> Vec<u8> {
-        if let Ok(permit) = collector.permits.acquire().await {
-            permit.forget();
-        }
         let request = ExportLogsServiceRequest::decode(body).expect("an OTLP request");
-        let records = request
-            .resource_logs
-            .iter()
+        let resources = request.resource_logs.iter();
+        let records = resources
             .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len())
-            .sum();
-        collector
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(records);
-        Vec::new()
+            .map(|s| s.log_records.len());
+        collector.answer(records.sum()).await
     }
 
     /// A collector on 127.0.0.1 answering `permits` requests at once, and a provider exporting
