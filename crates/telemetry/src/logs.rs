@@ -117,8 +117,8 @@ where
 }
 
 /// An OTLP partial success: counts `records` the collector accepted in a batch and then
-/// refused as failed exports, and logs its message (to stdout only: the SDK keeps its export
-/// thread's own lines out of the export).
+/// refused as failed exports, and logs its message (to stdout only: the export threads, the
+/// SDK's and this crate's senders, keep their own lines out of the export).
 pub(crate) fn count_rejected(records: i64, message: &str) {
     static THROTTLE: crate::dropped::Throttle = crate::dropped::Throttle::new();
     count_lost(usize::try_from(records).unwrap_or(0), "export_failed");
@@ -176,10 +176,11 @@ impl<E: SdkLogExporter> SdkLogExporter for CountingLogExporter<E> {
     }
 }
 
-/// Keeps the queue bound in front of the batch processor and counts what it drops (the SDK
-/// counts such drops only privately). A body longer than `body_limit` is cut here, before it
-/// waits in the queue (the direct exporter cuts the other values while it encodes; a log line
-/// may be any length, its attributes are the code's own).
+/// In front of the SDK's batch processor (`TELEMETRY_EXPORTER=opentelemetry-otlp`): keeps the
+/// queue bound and counts what it drops (the SDK counts such drops only privately), and gives
+/// each record its line's span ids, as `OtlpLogProcessor` does. A body longer than
+/// `body_limit` is cut here, before it waits in the queue: that crate sends values whole (a
+/// log line may be any length; its attributes are the code's own).
 #[derive(Debug)]
 struct CountingLogProcessor<P> {
     inner: P,
