@@ -198,6 +198,11 @@ impl SystemBuilder {
             log_dir,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                // Below the services' idle-connection timeout (5 s, `service_kit::serve`), as
+                // their own client's is: a test that pauses that long between two requests
+                // would otherwise send the second on a connection the service is closing, and
+                // read a broken answer (seen once, in `idle_connections`, on a loaded machine).
+                .pool_idle_timeout(Duration::from_secs(4))
                 .build()
                 .expect("test HTTP client"),
         }
