@@ -79,10 +79,12 @@ pub(crate) fn string_value(w: &mut Writer, value: &str, limit: usize) {
 }
 
 /// The body of an `InstrumentationScope` named `name` (a log record's target names its scope).
-pub(crate) fn scope(w: &mut Writer, scope: &InstrumentationScope, name: &str, limit: usize) {
+pub(crate) fn scope(scope: &InstrumentationScope, name: &str, limit: usize) -> Vec<u8> {
+    let mut w = Writer::default();
     w.string(1, name); // name
     w.string(2, scope.version().unwrap_or_default()); // version
-    attributes(w, 3, scope.attributes(), limit); // attributes
+    attributes(&mut w, 3, scope.attributes(), limit); // attributes
+    w.into_vec()
 }
 
 /// The body of the `Resource` message for `resource`, encoded once per exporter (the SDK hands
@@ -114,13 +116,11 @@ pub(crate) fn request<'a>(
     // Per scope: its message, its items, its schema URL and the length of its body.
     let scopes: Vec<_> = scopes
         .map(|(message, items, schema)| {
-            let len = field_len(message.len()) + items.len() + string_len(schema);
+            let len = scope_len(&message, items.len(), schema);
             (message, items, schema, len)
         })
         .collect();
-    let resource_body = field_len(resource.len())
-        + scopes.iter().map(|s| field_len(s.3)).sum::<usize>()
-        + string_len(schema_url);
+    let resource_body = resource_len(resource, scopes.iter().map(|s| s.3), schema_url);
     let mut w = Writer::with_capacity(field_len(resource_body));
     // resource_spans / resource_logs
     w.header(1, resource_body);
@@ -137,8 +137,43 @@ pub(crate) fn request<'a>(
     w.into_vec()
 }
 
+/// What [`request`] writes before the items when there is one scope (`message`, `items` bytes
+/// of items, `scope_schema`); [`one_scope_tail`] is what it writes after them.
+pub(crate) fn one_scope_head(
+    resource: &[u8],
+    schema_url: &str,
+    message: &[u8],
+    items: usize,
+    scope_schema: &str,
+) -> Vec<u8> {
+    let scope_body = scope_len(message, items, scope_schema);
+    let resource_body = resource_len(resource, std::iter::once(scope_body), schema_url);
+    let mut w = Writer::with_capacity(field_len(resource_body) - items);
+    w.header(1, resource_body);
+    w.bytes_always(1, resource);
+    w.header(2, scope_body);
+    w.bytes_always(1, message);
+    w.into_vec()
+}
+
+/// What [`request`] writes after the items of its only scope.
+pub(crate) fn one_scope_tail(w: &mut Writer, schema_url: &str, scope_schema: &str) {
+    w.string(3, scope_schema);
+    w.string(3, schema_url);
+}
+
+/// The body length of a `ScopeSpans`/`ScopeLogs`.
+fn scope_len(message: &[u8], items: usize, schema: &str) -> usize {
+    field_len(message.len()) + items + string_len(schema)
+}
+
+/// The body length of a `ResourceSpans`/`ResourceLogs` whose scopes' bodies are `scopes` long.
+fn resource_len(resource: &[u8], scopes: impl Iterator<Item = usize>, schema_url: &str) -> usize {
+    field_len(resource.len()) + scopes.map(field_len).sum::<usize>() + string_len(schema_url)
+}
+
 /// The bytes a `string` field of tag 1–15 takes (none when empty: proto3 leaves it out).
-pub(crate) fn string_len(value: &str) -> usize {
+fn string_len(value: &str) -> usize {
     if value.is_empty() {
         0
     } else {

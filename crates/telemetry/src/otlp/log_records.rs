@@ -94,10 +94,8 @@ impl Batch for EncodedLogs {
     /// per group.
     fn into_request(self, resource: &[u8], schema_url: &str, limit: usize) -> bytes::Bytes {
         let groups = self.groups.iter().map(|(scope, name, records)| {
-            let mut w = Writer::default();
-            super::common::scope(&mut w, scope, name, limit);
             (
-                w.into_vec(),
+                super::common::scope(scope, name, limit),
                 records.as_slice(),
                 scope.schema_url().unwrap_or_default(),
             )

@@ -16,9 +16,9 @@ use prost::Message as _;
 use crate::dropped::Throttle;
 
 use super::{
-    common::string_len,
-    common::{attributes, nanos},
-    wire::{Writer, field_len},
+    common::{attributes, nanos, one_scope_head, one_scope_tail},
+    processor::Batch,
+    wire::Writer,
 };
 
 /// `Span.flags` bits of OTLP: the W3C flags, plus "the parent's remoteness is known" and
@@ -49,24 +49,6 @@ pub(crate) struct EncodedSpans {
 const HEAD_ROOM: usize = 1024;
 
 impl EncodedSpans {
-    /// Spans whose first scope is expected to take about `bytes`: a buffer made that large
-    /// at once is neither copied as it grows nor left twice as large as it needs.
-    pub(crate) fn expecting(bytes: usize) -> Self {
-        Self {
-            expected: bytes,
-            ..Self::default()
-        }
-    }
-
-    /// The bytes of the spans encoded so far.
-    pub(crate) fn bytes(&self) -> usize {
-        self.scopes
-            .iter()
-            .map(|(_, spans)| spans.len())
-            .sum::<usize>()
-            - self.scopes.first().map_or(0, |_| HEAD_ROOM)
-    }
-
     /// The spans of each scope, without the first scope's head room.
     fn scopes(&self) -> impl Iterator<Item = (&InstrumentationScope, &[u8])> {
         self.scopes
@@ -103,28 +85,48 @@ impl EncodedSpans {
         self.count += 1;
     }
 
-    /// Spans encoded so far.
-    pub(crate) fn len(&self) -> usize {
-        self.count
-    }
-
     /// The `ExportTraceServiceRequest` of these spans: one `ResourceSpans`, one `ScopeSpans`
     /// per scope. `resource` is [`super::common::resource`]'s encoding. Every length is known
     /// before its body is written, so each span's bytes are copied once, into the request.
     fn request(&self, resource: &[u8], schema_url: &str, limit: usize) -> Vec<u8> {
         let scopes = self.scopes().map(|(scope, spans)| {
             (
-                scope_message(scope, limit),
+                super::common::scope(scope, scope.name(), limit),
                 spans,
                 scope.schema_url().unwrap_or_default(),
             )
         });
         super::common::request(resource, schema_url, scopes)
     }
+}
+
+impl Batch for EncodedSpans {
+    const ITEMS: &'static str = "spans";
+
+    /// Spans whose first scope is expected to take about `bytes`: a buffer made that large
+    /// at once is neither copied as it grows nor left twice as large as it needs.
+    fn expecting(bytes: usize) -> Self {
+        Self {
+            expected: bytes,
+            ..Self::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn bytes(&self) -> usize {
+        self.scopes
+            .iter()
+            .map(|(_, spans)| spans.len())
+            .sum::<usize>()
+            - self.scopes.first().map_or(0, |_| HEAD_ROOM)
+    }
 
     /// [`EncodedSpans::request`], written in place around the spans when they are of one
     /// scope and the head fits in [`HEAD_ROOM`].
-    pub(crate) fn into_request(mut self, resource: &[u8], schema_url: &str, limit: usize) -> Bytes {
+    fn into_request(mut self, resource: &[u8], schema_url: &str, limit: usize) -> Bytes {
         if self.scopes.len() != 1 {
             return self.request(resource, schema_url, limit).into();
         }
@@ -132,55 +134,18 @@ impl EncodedSpans {
         let Some((scope, buf)) = self.scopes.pop() else {
             return Bytes::new();
         };
-        let message = scope_message(&scope, limit);
+        let message = super::common::scope(&scope, scope.name(), limit);
         let scope_schema = scope.schema_url().unwrap_or_default();
-        let scope_len = field_len(message.len()) + spans + string_len(scope_schema);
-        let resource_len =
-            field_len(resource.len()) + field_len(scope_len) + string_len(schema_url);
-        // What `common::request` writes before the spans.
-        let mut head = Writer::with_capacity(HEAD_ROOM);
-        head.header(1, resource_len);
-        head.bytes_always(1, resource);
-        head.header(2, scope_len);
-        head.bytes_always(1, &message);
-        let head = head.into_vec();
+        let head = one_scope_head(resource, schema_url, &message, spans, scope_schema);
         let Some(start) = HEAD_ROOM.checked_sub(head.len()) else {
             let scopes = std::iter::once((message, &buf[HEAD_ROOM..], scope_schema));
             return super::common::request(resource, schema_url, scopes).into();
         };
         let mut w = Writer::from_vec(buf);
-        w.string(3, scope_schema);
-        w.string(3, schema_url);
+        one_scope_tail(&mut w, schema_url, scope_schema);
         let mut buf = w.into_vec();
         buf[start..HEAD_ROOM].copy_from_slice(&head);
         Bytes::from(buf).slice(start..)
-    }
-}
-
-/// The `InstrumentationScope` message of `scope`.
-fn scope_message(scope: &InstrumentationScope, limit: usize) -> Vec<u8> {
-    let mut w = Writer::default();
-    super::common::scope(&mut w, scope, scope.name(), limit);
-    w.into_vec()
-}
-
-impl super::processor::Batch for EncodedSpans {
-    const ITEMS: &'static str = "spans";
-
-    fn expecting(bytes: usize) -> Self {
-        Self::expecting(bytes)
-    }
-
-    fn len(&self) -> usize {
-        self.len()
-    }
-
-    fn bytes(&self) -> usize {
-        self.bytes()
-    }
-
-    fn into_request(self, resource: &[u8], schema_url: &str, limit: usize) -> Bytes {
-        self.into_request(resource, schema_url, limit)
     }
 
     fn answered(response: Bytes) {
