@@ -1,6 +1,9 @@
 //! Client side: the HTTP client services use to call each other.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use http::Extensions;
 use opentelemetry::{
@@ -52,7 +55,8 @@ impl Middleware for ClientSpan {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let started = Instant::now();
-        let server = req.url().host_str().unwrap_or_default().to_owned();
+        // One copy of the host, shared by the metrics and the span's `server.address`.
+        let server: Arc<str> = Arc::from(req.url().host_str().unwrap_or_default());
         let method = crate::metrics::method_label(req.method().as_str());
         let Some(tracer) = crate::context::tracer() else {
             let outcome = next.run(req, extensions).await;
@@ -100,14 +104,18 @@ impl Middleware for ClientSpan {
 }
 
 /// The HTTP semantic-convention attributes known before the call is sent.
-fn request_attributes(req: &reqwest::Request, method: &'static str, server: &str) -> Vec<KeyValue> {
+fn request_attributes(
+    req: &reqwest::Request,
+    method: &'static str,
+    server: &Arc<str>,
+) -> Vec<KeyValue> {
     let url = req.url();
     let mut attributes = Vec::with_capacity(8);
     attributes.extend([
         KeyValue::new("http.request.method", method),
         KeyValue::new("url.full", without_credentials(url)),
-        KeyValue::new("url.scheme", url.scheme().to_owned()),
-        KeyValue::new("server.address", server.to_owned()),
+        KeyValue::new("url.scheme", scheme(url)),
+        KeyValue::new("server.address", Arc::clone(server)),
     ]);
     if let Some(port) = url.port_or_known_default() {
         attributes.push(KeyValue::new("server.port", i64::from(port)));
@@ -134,6 +142,15 @@ fn record_call(
 ) {
     let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
     crate::metrics::record_client_request(server, method, status, started.elapsed(), span);
+}
+
+/// `url.scheme`, without a copy for the two schemes this client speaks.
+fn scheme(url: &url::Url) -> opentelemetry::StringValue {
+    match url.scheme() {
+        "http" => "http".into(),
+        "https" => "https".into(),
+        other => other.to_owned().into(),
+    }
 }
 
 /// The URL as recorded: never with its credentials.

@@ -546,7 +546,7 @@ async fn bench(args: Args) -> ExitCode {
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "bench: {cores} cores, {} worker thread(s) in each of the four processes (TOKIO_WORKER_THREADS); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp)\n",
+        "bench: {cores} cores, {} worker thread(s) in each of the four processes (TOKIO_WORKER_THREADS); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry, with the lowest–highest of those differences); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp)\n",
         args.worker_threads, args.seconds, args.rounds
     );
     let loads = [
@@ -573,7 +573,7 @@ async fn bench(args: Args) -> ExitCode {
             }
         );
         println!(
-            "{:<22} {:>9} {:>8} {:>8} {:>11} {:>13} {:>10} {:>24} {:>7}",
+            "{:<22} {:>9} {:>8} {:>8} {:>11} {:>13} {:>16} {:>24} {:>7}",
             "configuration",
             "orders/s",
             "p50 ms",
@@ -616,12 +616,19 @@ async fn bench(args: Args) -> ExitCode {
                         })
                         .collect();
                     added.sort_by(f64::total_cmp);
-                    format!("{:.1}", added[added.len() / 2])
+                    let median = added[added.len() / 2];
+                    match (added.first(), added.last()) {
+                        // The rounds' lowest and highest say how far the median can be trusted.
+                        (Some(low), Some(high)) if added.len() > 1 => {
+                            format!("{median:.1} ({low:.1}–{high:.1})")
+                        }
+                        _ => format!("{median:.1}"),
+                    }
                 }
                 _ => "-".to_owned(),
             };
             println!(
-                "{:<22} {:>9.0} {:>8.2} {:>8.2} {:>11.3} {:>13} {:>10} {:>24} {:>7}",
+                "{:<22} {:>9.0} {:>8.2} {:>8.2} {:>11.3} {:>13} {:>16} {:>24} {:>7}",
                 m.name,
                 m.throughput,
                 m.p50_ms,
