@@ -36,8 +36,16 @@ struct Args {
     seconds: f64,
     /// Runs of each row, taken in turn (every row once, then again): each figure printed is
     /// the median of the runs, and the CPU column shows their spread.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     rounds: u32,
+    /// Only these rows, comma-separated (default: all seven). "no telemetry" runs whenever a
+    /// row after it does: µs/span is measured against it. Fewer rows leave time for more
+    /// rounds, which is what a difference of a few µs a span needs on a noisy machine.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    rows: Vec<Row>,
+    /// Only these loads, comma-separated (default: both).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    loads: Vec<LoadKind>,
     /// Requests in flight at the seed's load (its `wrk` ran 16 connections).
     #[arg(long, default_value_t = 16)]
     seed_concurrency: usize,
@@ -64,6 +72,61 @@ struct Args {
     /// 10 orders leave it at a tenth of an order's count.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(100..=100_000))]
     instruction_orders: u64,
+}
+
+/// The rows of the tables, in the order they run and print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Row {
+    /// The bare axum chain (`bare-hops`), the floor.
+    Bare,
+    /// `TELEMETRY=off`.
+    NoTelemetry,
+    /// `OTEL_SDK_DISABLED=true`.
+    SdkDisabled,
+    /// Spans over OTLP/gRPC, no log records.
+    SpansGrpc,
+    /// Spans over OTLP/HTTP, no log records.
+    SpansHttp,
+    /// Spans and log records over OTLP/gRPC: the services' defaults.
+    Default,
+    /// The defaults through opentelemetry-otlp's exporters.
+    OtlpCrate,
+}
+
+/// [`Row`] of each entry of the configurations `bench` builds, in their order.
+const ROWS: [Row; 7] = [
+    Row::Bare,
+    Row::NoTelemetry,
+    Row::SdkDisabled,
+    Row::SpansGrpc,
+    Row::SpansHttp,
+    Row::Default,
+    Row::OtlpCrate,
+];
+
+/// The loads of the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LoadKind {
+    /// The seed's: 16 in flight, the simulated latency on.
+    Seed,
+    /// 64 in flight, the simulated latency off.
+    Saturation,
+}
+
+/// The configurations of `rows` (all when empty), with "no telemetry" kept whenever a row
+/// measured against it is asked for.
+fn selected(configurations: [Configuration; 7], rows: &[Row]) -> Vec<Configuration> {
+    let baseline_needed = rows
+        .iter()
+        .any(|row| !matches!(row, Row::Bare | Row::NoTelemetry));
+    configurations
+        .into_iter()
+        .zip(ROWS)
+        .filter(|(_, row)| {
+            rows.is_empty() || rows.contains(row) || (*row == Row::NoTelemetry && baseline_needed)
+        })
+        .map(|(configuration, _)| configuration)
+        .collect()
 }
 
 const SERVICES: [&str; 4] = [
@@ -541,26 +604,37 @@ async fn bench(args: Args) -> ExitCode {
     for (_, _, env) in &mut configurations {
         env.push(("TOKIO_WORKER_THREADS", args.worker_threads.to_string()));
     }
+    let configurations = selected(configurations, &args.rows);
     if args.instructions {
         return instructions::run_all(&configurations, args.instruction_orders).await;
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "bench: {cores} cores, {} worker thread(s) in each of the four processes (TOKIO_WORKER_THREADS); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry, with the lowest–highest of those differences); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp)\n",
+        "bench: {cores} cores, {} worker thread(s) in each of the four processes (TOKIO_WORKER_THREADS); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry, with the middle half of those differences: 25th–75th percentile, with three rounds lowest–highest); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp)\n",
         args.worker_threads, args.seconds, args.rounds
     );
     let loads = [
-        Load {
-            name: "seed's load",
-            concurrency: args.seed_concurrency,
-            lookup_scale: "1",
-        },
-        Load {
-            name: "saturation",
-            concurrency: args.concurrency,
-            lookup_scale: "0",
-        },
+        (
+            LoadKind::Seed,
+            Load {
+                name: "seed's load",
+                concurrency: args.seed_concurrency,
+                lookup_scale: "1",
+            },
+        ),
+        (
+            LoadKind::Saturation,
+            Load {
+                name: "saturation",
+                concurrency: args.concurrency,
+                lookup_scale: "0",
+            },
+        ),
     ];
+    let loads = loads
+        .into_iter()
+        .filter(|(kind, _)| args.loads.is_empty() || args.loads.contains(kind))
+        .map(|(_, load)| load);
     for load in loads {
         println!(
             "{}: {} in flight, simulated latency {}",
@@ -616,13 +690,14 @@ async fn bench(args: Args) -> ExitCode {
                         })
                         .collect();
                     added.sort_by(f64::total_cmp);
-                    let median = added[added.len() / 2];
-                    match (added.first(), added.last()) {
-                        // The rounds' lowest and highest say how far the median can be trusted.
-                        (Some(low), Some(high)) if added.len() > 1 => {
-                            format!("{median:.1} ({low:.1}–{high:.1})")
-                        }
-                        _ => format!("{median:.1}"),
+                    // The middle half of the rounds (with three: all of them) says how far the
+                    // median can be trusted; the extremes of many rounds are the machine's.
+                    let n = added.len();
+                    let (median, low, high) = (added[n / 2], added[n / 4], added[(3 * n) / 4]);
+                    if n > 1 {
+                        format!("{median:.1} ({low:.1}–{high:.1})")
+                    } else {
+                        format!("{median:.1}")
                     }
                 }
                 _ => "-".to_owned(),
@@ -674,4 +749,45 @@ async fn bench(args: Args) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Binaries, Configuration, Row, selected};
+
+    fn seven() -> [Configuration; 7] {
+        [
+            "bare axum hops",
+            "no telemetry",
+            "SDK disabled",
+            "spans, gRPC",
+            "spans, HTTP",
+            "spans+logs, gRPC",
+            "spans+logs, otlp crate",
+        ]
+        .map(|name| (name, Binaries::Services, Vec::new()))
+    }
+
+    fn names(configurations: &[Configuration]) -> Vec<&'static str> {
+        configurations.iter().map(|(name, _, _)| *name).collect()
+    }
+
+    #[test]
+    fn without_rows_every_row_runs_in_order() {
+        assert_eq!(names(&selected(seven(), &[])), names(&seven()));
+    }
+
+    #[test]
+    fn a_row_measured_per_span_brings_its_baseline() {
+        let rows = selected(seven(), &[Row::Default, Row::SpansGrpc]);
+        assert_eq!(
+            names(&rows),
+            ["no telemetry", "spans, gRPC", "spans+logs, gRPC"]
+        );
+    }
+
+    #[test]
+    fn the_bare_chain_alone_runs_alone() {
+        assert_eq!(names(&selected(seven(), &[Row::Bare])), ["bare axum hops"]);
+    }
 }
