@@ -59,11 +59,11 @@ pub(super) async fn run_all(configurations: &[Configuration], orders: u64) -> Ex
             }
         };
         let total: f64 = per_order.iter().sum();
-        if *name == "no telemetry" {
+        if *name == super::Row::NoTelemetry.name() {
             baseline = Some(total);
         }
         let per_span = match baseline {
-            Some(base) if *name != "no telemetry" => {
+            Some(base) if *name != super::Row::NoTelemetry.name() => {
                 format!("{:.0}", (total - base) / SPANS_PER_ORDER as f64)
             }
             _ => "-".to_owned(),

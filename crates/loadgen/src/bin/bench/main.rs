@@ -93,16 +93,20 @@ enum Row {
     OtlpCrate,
 }
 
-/// [`Row`] of each entry of the configurations `bench` builds, in their order.
-const ROWS: [Row; 7] = [
-    Row::Bare,
-    Row::NoTelemetry,
-    Row::SdkDisabled,
-    Row::SpansGrpc,
-    Row::SpansHttp,
-    Row::Default,
-    Row::OtlpCrate,
-];
+impl Row {
+    /// The row's name in the tables, and its configuration's.
+    fn name(self) -> &'static str {
+        match self {
+            Row::Bare => "bare axum hops",
+            Row::NoTelemetry => "no telemetry",
+            Row::SdkDisabled => "SDK disabled",
+            Row::SpansGrpc => "spans, gRPC",
+            Row::SpansHttp => "spans, HTTP",
+            Row::Default => "spans+logs, gRPC",
+            Row::OtlpCrate => "spans+logs, otlp crate",
+        }
+    }
+}
 
 /// The loads of the tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -113,19 +117,22 @@ enum LoadKind {
     Saturation,
 }
 
-/// The configurations of `rows` (all when empty), with "no telemetry" kept whenever a row
-/// measured against it is asked for.
-fn selected(configurations: [Configuration; 7], rows: &[Row]) -> Vec<Configuration> {
+/// The configurations of `rows` (all when empty), in their order, with "no telemetry" kept
+/// whenever a row measured against it is asked for.
+fn selected(
+    configurations: impl IntoIterator<Item = Configuration>,
+    rows: &[Row],
+) -> Vec<Configuration> {
     let baseline_needed = rows
         .iter()
         .any(|row| !matches!(row, Row::Bare | Row::NoTelemetry));
     configurations
         .into_iter()
-        .zip(ROWS)
-        .filter(|(_, row)| {
-            rows.is_empty() || rows.contains(row) || (*row == Row::NoTelemetry && baseline_needed)
+        .filter(|(name, _, _)| {
+            rows.is_empty()
+                || rows.iter().any(|row| row.name() == *name)
+                || (*name == Row::NoTelemetry.name() && baseline_needed)
         })
-        .map(|(configuration, _)| configuration)
         .collect()
 }
 
@@ -569,37 +576,33 @@ async fn bench(args: Args) -> ExitCode {
     let mut through_the_crate = exporting(store.grpc, "grpc", true);
     through_the_crate.push(("TELEMETRY_EXPORTER", "opentelemetry-otlp".into()));
     let mut configurations: [Configuration; 7] = [
-        ("bare axum hops", Binaries::Bare, Vec::new()),
+        (Row::Bare.name(), Binaries::Bare, Vec::new()),
         (
-            "no telemetry",
+            Row::NoTelemetry.name(),
             Binaries::Services,
             vec![("TELEMETRY", "off".into())],
         ),
         (
-            "SDK disabled",
+            Row::SdkDisabled.name(),
             Binaries::Services,
             vec![("OTEL_SDK_DISABLED", "true".into())],
         ),
         (
-            "spans, gRPC",
+            Row::SpansGrpc.name(),
             Binaries::Services,
             exporting(store.grpc, "grpc", false),
         ),
         (
-            "spans, HTTP",
+            Row::SpansHttp.name(),
             Binaries::Services,
             exporting(store.http, "http/protobuf", false),
         ),
         (
-            "spans+logs, gRPC",
+            Row::Default.name(),
             Binaries::Services,
             exporting(store.grpc, "grpc", true),
         ),
-        (
-            "spans+logs, otlp crate",
-            Binaries::Services,
-            through_the_crate,
-        ),
+        (Row::OtlpCrate.name(), Binaries::Services, through_the_crate),
     ];
     for (_, _, env) in &mut configurations {
         env.push(("TOKIO_WORKER_THREADS", args.worker_threads.to_string()));
@@ -674,13 +677,13 @@ async fn bench(args: Args) -> ExitCode {
         for row in &runs {
             let m = Measured::median(row);
             let (low, high) = spread(row.iter().map(|r| r.cpu_ms_per_order));
-            if m.name == "no telemetry" {
+            if m.name == Row::NoTelemetry.name() {
                 baseline = Some(row);
             }
             // CPU added per span against no telemetry, paired by round (the machine drifts
             // more between rounds than within one); meaningless for the rows before it.
             let per_span = match baseline {
-                Some(base) if m.name != "no telemetry" => {
+                Some(base) if m.name != Row::NoTelemetry.name() => {
                     let mut added: Vec<f64> = row
                         .iter()
                         .zip(base)
@@ -755,17 +758,18 @@ async fn bench(args: Args) -> ExitCode {
 mod tests {
     use super::{Binaries, Configuration, Row, selected};
 
-    fn seven() -> [Configuration; 7] {
+    fn seven() -> Vec<Configuration> {
         [
-            "bare axum hops",
-            "no telemetry",
-            "SDK disabled",
-            "spans, gRPC",
-            "spans, HTTP",
-            "spans+logs, gRPC",
-            "spans+logs, otlp crate",
+            Row::Bare,
+            Row::NoTelemetry,
+            Row::SdkDisabled,
+            Row::SpansGrpc,
+            Row::SpansHttp,
+            Row::Default,
+            Row::OtlpCrate,
         ]
-        .map(|name| (name, Binaries::Services, Vec::new()))
+        .map(|row| (row.name(), Binaries::Services, Vec::new()))
+        .into()
     }
 
     fn names(configurations: &[Configuration]) -> Vec<&'static str> {
