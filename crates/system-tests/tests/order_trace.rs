@@ -40,6 +40,36 @@ fn span<'a>(spans: &'a [StoredSpan], service: &str, name: &str) -> &'a StoredSpa
         .unwrap_or_else(|| panic!("no span {name} from {service} in:\n{}", render_tree(spans)))
 }
 
+/// The spans that start before their parent or end after it, as `span: start, end in parent's
+/// start, end` (nanoseconds since the parent's start); a span named `background` may end later.
+fn spans_outside_their_parent(spans: &[StoredSpan], background: &str) -> Vec<String> {
+    let mut outside = Vec::new();
+    for span in spans {
+        let Some(parent) = spans
+            .iter()
+            .find(|p| Some(p.span_id.as_str()) == span.parent_span_id.as_deref())
+        else {
+            continue;
+        };
+        let starts_before = span.start_unix_nano < parent.start_unix_nano;
+        let ends_after = span.end_unix_nano > parent.end_unix_nano && span.name != background;
+        if starts_before || ends_after {
+            let since = |t: u64| i128::from(t) - i128::from(parent.start_unix_nano);
+            outside.push(format!(
+                "[{}] {}: {}..{} ns in [{}] {}: 0..{} ns",
+                span.service_name,
+                span.name,
+                since(span.start_unix_nano),
+                since(span.end_unix_nano),
+                parent.service_name,
+                parent.name,
+                since(parent.end_unix_nano),
+            ));
+        }
+    }
+    outside
+}
+
 fn string(value: &str) -> Option<AttributeValue> {
     Some(AttributeValue::String(value.to_owned()))
 }
@@ -67,6 +97,12 @@ async fn quantity_two_order_produces_the_spec_trace(otlp: Otlp, exporter: &str) 
     assert_eq!(render_tree(&spans), ORDER_TREE);
     assert_eq!(spans.len(), ORDER_SPANS);
     assert!(spans.iter().all(|s| s.trace_id == trace_id));
+
+    // Each span lies within its parent's time, so the flame graph's bars say how long each
+    // step took: `process_order` ends as its work does, not when the notification it started
+    // ends. The notification alone may outlast its parent: it runs after the answer (SPEC §2).
+    let outside = spans_outside_their_parent(&spans, "send_notification");
+    assert!(outside.is_empty(), "{outside:#?}\n{}", render_tree(&spans));
 
     // Every span is OK: nothing failed.
     let failed: Vec<_> = spans
@@ -202,6 +238,8 @@ async fn quantity_eight_order_is_dominated_by_slow_lookup() {
     let trace_id = slow.trace_id.expect("X-Trace-Id");
     let spans = system.trace(&trace_id, ORDER_SPANS).await;
     assert_eq!(render_tree(&spans), ORDER_TREE);
+    let outside = spans_outside_their_parent(&spans, "send_notification");
+    assert!(outside.is_empty(), "{outside:#?}");
     let root = span(&spans, "order-service", "POST /orders");
     let lookup = span(&spans, "inventory-service", "slow_lookup");
     assert_eq!(
