@@ -35,8 +35,13 @@ pub(super) fn under_callgrind(binary: &Path, out: &Path) -> Command {
     command
 }
 
-/// Every row, one after the other; prints instructions per order for each process.
-pub(super) async fn run_all(configurations: &[Configuration], orders: u64) -> ExitCode {
+/// Every row, one after the other; prints instructions per order for each process, and keeps
+/// the callgrind files in `keep` if it is given.
+pub(super) async fn run_all(
+    configurations: &[Configuration],
+    orders: u64,
+    keep: Option<&Path>,
+) -> ExitCode {
     if Command::new("valgrind").arg("--version").output().is_err() {
         eprintln!("bench: --instructions needs valgrind (apt-get install -y valgrind)");
         return ExitCode::FAILURE;
@@ -51,7 +56,8 @@ pub(super) async fn run_all(configurations: &[Configuration], orders: u64) -> Ex
     let mut baseline = None;
     for (name, binaries, env) in configurations {
         // SERVICES order: inventory, payment, notification, order.
-        let per_order = match count(*binaries, env, orders).await {
+        let keep = keep.map(|dir| dir.join(kebab_case(name)));
+        let per_order = match count(*binaries, env, orders, keep.as_deref()).await {
             Ok(per_order) => per_order,
             Err(e) => {
                 eprintln!("bench: {name}: {e}");
@@ -76,14 +82,17 @@ pub(super) async fn run_all(configurations: &[Configuration], orders: u64) -> Ex
     ExitCode::SUCCESS
 }
 
-/// Instructions per order of each process (in [`SERVICES`] order).
+/// Instructions per order of each process (in [`SERVICES`] order); the runs' callgrind files
+/// kept in `keep`'s `loaded` and `idle` if it is given.
 async fn count(
     binaries: super::Binaries,
     env: &[(&'static str, String)],
     orders: u64,
+    keep: Option<&Path>,
 ) -> Result<Vec<f64>, String> {
-    let loaded = count_run(binaries, env, orders, orders).await?;
-    let idle = count_run(binaries, env, orders, 0).await?;
+    let kept = |run: &str| keep.map(|dir| dir.join(run));
+    let loaded = count_run(binaries, env, orders, orders, kept("loaded").as_deref()).await?;
+    let idle = count_run(binaries, env, orders, 0, kept("idle").as_deref()).await?;
     Ok(loaded
         .iter()
         .zip(&idle)
@@ -92,17 +101,51 @@ async fn count(
 }
 
 /// Instructions of each process for a run of `slots` tenths of a second in which `orders`
-/// (0 or `slots`) orders are sent.
+/// (0 or `slots`) orders are sent; its callgrind files moved to `keep` if it is given.
 async fn count_run(
     binaries: super::Binaries,
     env: &[(&'static str, String)],
     slots: u64,
     orders: u64,
+    keep: Option<&Path>,
 ) -> Result<Vec<u64>, String> {
     let dir = tempdir()?;
     let counts = count_in(&dir, binaries, env, slots, orders).await;
+    match keep {
+        Some(keep) if counts.is_ok() => {
+            keep_files(&dir, keep)?;
+        }
+        _ => {}
+    }
     let _ = std::fs::remove_dir_all(&dir);
     counts
+}
+
+/// Moves the files of `dir` into `keep` (made if missing, its same-named files replaced).
+fn keep_files(dir: &Path, keep: &Path) -> Result<(), String> {
+    let failed = |path: &Path, e: std::io::Error| format!("{}: {e}", path.display());
+    std::fs::create_dir_all(keep).map_err(|e| failed(keep, e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| failed(dir, e))? {
+        let from = entry.map_err(|e| failed(dir, e))?.path();
+        let Some(name) = from.file_name() else {
+            continue;
+        };
+        let to = keep.join(name);
+        // A rename cannot cross file systems (a temporary directory on tmpfs): then a copy.
+        if std::fs::rename(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(|e| failed(&to, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `spans+logs, gRPC` → `spans-logs-grpc`: a row's name as a directory name.
+fn kebab_case(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// [`count_run`], its callgrind files in `dir`.
@@ -180,4 +223,16 @@ fn tempdir() -> Result<PathBuf, String> {
     ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kebab_case;
+
+    #[test]
+    fn row_names_become_directory_names() {
+        assert_eq!(kebab_case("spans+logs, gRPC"), "spans-logs-grpc");
+        assert_eq!(kebab_case("no telemetry"), "no-telemetry");
+        assert_eq!(kebab_case("SDK disabled"), "sdk-disabled");
+    }
 }

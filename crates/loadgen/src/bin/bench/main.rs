@@ -72,6 +72,12 @@ struct Args {
     /// 10 orders leave it at a tenth of an order's count.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(100..=100_000))]
     instruction_orders: u64,
+    /// With `--instructions`, keep every process's callgrind file in this directory
+    /// (`<row>/loaded/<service>` and `<row>/idle/<service>`, the row's name in kebab case), for
+    /// `callgrind_annotate --inclusive=yes`: the profile behind the counts. Best with a build
+    /// that keeps function names (BENCHMARKS.md, "The profile").
+    #[arg(long, value_name = "DIR", requires = "instructions")]
+    keep_profiles: Option<std::path::PathBuf>,
 }
 
 /// The rows of the tables, in the order they run and print.
@@ -609,7 +615,12 @@ async fn bench(args: Args) -> ExitCode {
     }
     let configurations = selected(configurations, &args.rows);
     if args.instructions {
-        return instructions::run_all(&configurations, args.instruction_orders).await;
+        return instructions::run_all(
+            &configurations,
+            args.instruction_orders,
+            args.keep_profiles.as_deref(),
+        )
+        .await;
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
