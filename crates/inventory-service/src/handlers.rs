@@ -128,7 +128,7 @@ async fn reserve(
     name = "reserve_stock",
     skip(inventory, key),
     fields(
-        inventory.item = %item,
+        inventory.item = item.as_str(),
         inventory.quantity = quantity,
         inventory.reservation_id = tracing::field::Empty,
         inventory.reservation.repeat = tracing::field::Empty,
@@ -239,7 +239,7 @@ async fn confirm(
 #[tracing::instrument(
     name = "confirm_reservation",
     skip(stock),
-    fields(inventory.item = %item, inventory.reservation_id = %reservation_id)
+    fields(inventory.item = item.as_str(), inventory.reservation_id = reservation_id.as_str())
 )]
 fn confirm_reservation(
     stock: &StockBook,
@@ -265,7 +265,7 @@ async fn release(
 #[tracing::instrument(
     name = "release_reservation",
     skip(stock),
-    fields(inventory.item = %item, inventory.reservation_id = %reservation_id)
+    fields(inventory.item = item.as_str(), inventory.reservation_id = reservation_id.as_str())
 )]
 fn release_reservation(
     stock: &StockBook,

@@ -114,6 +114,12 @@ impl Serialize for Price {
     }
 }
 
+/// `cents` as a signed number, what a span attribute (tracing-opentelemetry has no unsigned
+/// one) and payment's API hold: every valid amount fits, [`MAX_CENTS`] being `i64::MAX`.
+pub fn cents_signed(cents: u64) -> i64 {
+    i64::try_from(cents).unwrap_or(i64::MAX)
+}
+
 /// Cents as decimal text (1998 → "19.98").
 pub fn cents_text(cents: u64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)

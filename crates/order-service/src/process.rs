@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::{
     AppState, OrderError,
     api::{CreateOrder, Order, OrderCreated},
-    money::{MAX_CENTS, cents_to_number},
+    money::{MAX_CENTS, cents_signed, cents_to_number},
 };
 
 /// `orders_total{outcome}`: created, rejected (the caller's mistake) or failed (the system's).
@@ -301,8 +301,8 @@ async fn release_inventory(inventory: &InventoryClient, item: &str, reservation_
 /// order decides: charged (the order goes on, late or not) or cancelled (never charged).
 #[tracing::instrument(
     name = "charge_payment",
-    skip(state, key, deadline),
-    fields(payment.amount_cents = amount_cents, payment.key = %key)
+    skip(state, amount_cents, key, deadline),
+    fields(payment.amount_cents = cents_signed(amount_cents), payment.key = key)
 )]
 async fn charge_payment(
     state: &AppState,
@@ -316,7 +316,7 @@ async fn charge_payment(
         .map_err(|e| OrderError::TimedOut("Payment", e))?;
     let request = ChargeRequest {
         item: item.to_owned(),
-        amount_cents: i64::try_from(amount_cents).unwrap_or(i64::MAX),
+        amount_cents: cents_signed(amount_cents),
     };
     let error = match state.payment.within(timeout).charge(&request, key).await {
         Ok(charge) => return Ok(charge),
@@ -384,7 +384,7 @@ fn outcome_name(state: ChargeState) -> &'static str {
 /// child it would hold the order's spans open (a span ends only when its children have), and
 /// they would not be exported until it ended.
 fn reconcile_charge(state: &AppState, key: &str) {
-    let span = tracing::info_span!(parent: None, "reconcile_charge", payment.key = %key, payment.outcome = Empty);
+    let span = tracing::info_span!(parent: None, "reconcile_charge", payment.key = key, payment.outcome = Empty);
     span.follows_from(Span::current());
     let task_state = state.clone();
     let key = key.to_owned();
@@ -438,7 +438,7 @@ async fn confirm_inventory(
 }
 
 /// Gives the money of a charge back (idempotent, retried).
-#[tracing::instrument(name = "refund_payment", skip(state), fields(payment.key = %key))]
+#[tracing::instrument(name = "refund_payment", skip(state), fields(payment.key = key))]
 async fn refund_payment(state: &AppState, key: &str) {
     match settle(|limit| {
         let client = state.payment.clone().limited(limit);

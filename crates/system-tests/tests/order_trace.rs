@@ -119,6 +119,17 @@ async fn quantity_two_order_produces_the_spec_trace(otlp: Otlp, exporter: &str) 
     assert_eq!(process.int_attribute("order.quantity"), Some(2));
     assert_eq!(process.str_attribute("order.id"), Some(order_id.as_str()));
 
+    // A number is exported as a number: tracing-opentelemetry 0.34 has no `record_u64`, so a
+    // `u64` field reached the backend as the string "1998" (and an argument `#[instrument]`
+    // recorded by itself repeated it under a second key).
+    let charge = span(&spans, "order-service", "charge_payment");
+    assert_eq!(charge.int_attribute("payment.amount_cents"), Some(1998));
+    assert!(
+        !charge.attributes.contains_key("amount_cents"),
+        "{:?}",
+        charge.attributes
+    );
+
     let reserve = span(&spans, "inventory-service", "reserve_stock");
     assert_eq!(
         reserve.attributes.get("inventory.item").cloned(),
