@@ -11,6 +11,13 @@
 //! sent. [`HeaderInjector`] and [`HeaderExtractor`] name the three propagation headers with
 //! constants, where tracing-opentelemetry-instrumentation-sdk's parse each name per call.
 //!
+//! The SERVER and CLIENT spans ([`extract`], [`inject`]) call the two propagators the global
+//! one is made of directly, with the same result (a test compares them). Through the global
+//! one, each call took its lock, cloned the current context only to build another from it,
+//! made two dynamic calls, and looked each header up through an `Extractor`, which checks the
+//! value is visible ASCII before the parser reads it again (BENCHMARKS.md, seventeenth round).
+//! The global propagator stays set for any other code that propagates.
+//!
 //! Spec: <https://www.w3.org/TR/trace-context/#traceparent-header>.
 
 use std::{str::FromStr as _, sync::LazyLock};
@@ -18,9 +25,11 @@ use std::{str::FromStr as _, sync::LazyLock};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::{
     Context,
+    baggage::BaggageExt as _,
     propagation::{Extractor, Injector, TextMapPropagator, text_map_propagator::FieldIter},
     trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState},
 };
+use opentelemetry_sdk::propagation::BaggagePropagator;
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
@@ -38,35 +47,51 @@ pub(crate) struct TraceContext;
 
 impl TextMapPropagator for TraceContext {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        let span = cx.span();
-        let span_context = span.span_context();
-        if !span_context.is_valid() {
-            return;
-        }
-        // Always ASCII: `traceparent` writes only `0-9a-f` and `-`.
-        let header = std::str::from_utf8(&traceparent(span_context))
-            .unwrap_or_default()
-            .to_owned();
-        injector.set("traceparent", header);
-        let state = span_context.trace_state().header();
-        if !state.is_empty() {
-            injector.set("tracestate", state);
-        }
+        write_trace_context(cx.span().span_context(), |name, value| {
+            // Always ASCII: `traceparent` writes only `0-9a-f` and `-`, and a `TraceState`
+            // holds only what W3C allows.
+            injector.set(name.as_str(), String::from_utf8_lossy(value).into_owned());
+        });
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let Some((trace_id, span_id, flags)) = extractor.get("traceparent").and_then(parse) else {
-            return cx.clone();
-        };
-        let state = extractor
-            .get("tracestate")
-            .and_then(|state| TraceState::from_str(state).ok())
-            .unwrap_or_default();
-        cx.with_remote_span_context(SpanContext::new(trace_id, span_id, flags, true, state))
+        match extractor
+            .get("traceparent")
+            .map(str::as_bytes)
+            .and_then(parse)
+        {
+            Some(ids) => cx.with_remote_span_context(remote(ids, extractor.get("tracestate"))),
+            None => cx.clone(),
+        }
     }
 
     fn fields(&self) -> FieldIter<'_> {
         FieldIter::new(FIELDS.as_slice())
+    }
+}
+
+/// The remote span context of a parsed `traceparent` and the `tracestate` beside it (an empty
+/// one if it is malformed).
+fn remote(
+    (trace_id, span_id, flags): (TraceId, SpanId, TraceFlags),
+    state: Option<&str>,
+) -> SpanContext {
+    let state = state
+        .and_then(|state| TraceState::from_str(state).ok())
+        .unwrap_or_default();
+    SpanContext::new(trace_id, span_id, flags, true, state)
+}
+
+/// Hands `set` the `traceparent` of `span` and its `tracestate` unless that is empty, if
+/// `span` is valid.
+fn write_trace_context(span: &SpanContext, mut set: impl FnMut(HeaderName, &[u8])) {
+    if !span.is_valid() {
+        return;
+    }
+    set(TRACEPARENT, &traceparent(span));
+    let state = span.trace_state().header();
+    if !state.is_empty() {
+        set(TRACESTATE, state.as_bytes());
     }
 }
 
@@ -86,8 +111,8 @@ fn traceparent(span: &SpanContext) -> [u8; TRACEPARENT_LEN] {
 /// lowercase hex of exactly 2, 32, 16 and 2 digits, neither id all zeros, version `ff`
 /// refused; a later version may add fields after a `-`, version 00 may not. Of the flags only
 /// "sampled" is kept.
-fn parse(header: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
-    let header = header.trim().as_bytes();
+fn parse(header: &[u8]) -> Option<(TraceId, SpanId, TraceFlags)> {
+    let header = header.trim_ascii();
     let (head, rest) = header.split_at_checked(TRACEPARENT_LEN)?;
     let [version] = crate::ids::read_hex::<1>(&head[0..2])?;
     let valid_rest = match version {
@@ -148,19 +173,38 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Writes the trace context (and baggage) of `context` into `headers`, with the global
-/// propagator.
+/// Writes the trace context and baggage of `context` into `headers`, as the global propagator
+/// does (see the module's documentation).
 pub(crate) fn inject(context: &Context, headers: &mut HeaderMap) {
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(context, &mut HeaderInjector(headers));
+    write_trace_context(context.span().span_context(), |name, value| {
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            headers.insert(name, value);
+        }
     });
+    if !context.baggage().is_empty() {
+        BaggagePropagator::new().inject_context(context, &mut HeaderInjector(headers));
+    }
 }
 
-/// The context `headers` carry (a new one if they carry none, or a malformed one), with the
-/// global propagator.
+/// The context `headers` carry on top of the current one (which is all there is if they
+/// carry none, or a malformed one), as the global propagator extracts it (see the module's
+/// documentation).
 pub(crate) fn extract(headers: &HeaderMap) -> Context {
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(headers))
+    Context::map_current(|current| {
+        let traceparent = headers.get(TRACEPARENT).map(HeaderValue::as_bytes);
+        let context = match traceparent.and_then(parse) {
+            Some(ids) => {
+                let state = headers.get(TRACESTATE).and_then(|v| v.to_str().ok());
+                current.with_remote_span_context(remote(ids, state))
+            }
+            None => current.clone(),
+        };
+        match headers.contains_key(BAGGAGE) {
+            true => {
+                BaggagePropagator::new().extract_with_context(&context, &HeaderExtractor(headers))
+            }
+            false => context,
+        }
     })
 }
 
@@ -169,11 +213,12 @@ mod tests {
     use std::collections::HashMap;
 
     use opentelemetry::{
-        Context,
-        propagation::TextMapPropagator as _,
+        Context, KeyValue,
+        baggage::BaggageExt as _,
+        propagation::{TextMapCompositePropagator, TextMapPropagator as _},
         trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState},
     };
-    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
     use super::TraceContext;
 
@@ -299,6 +344,102 @@ mod tests {
         let mut nothing = HashMap::new();
         TraceContext.inject_context(&Context::new(), &mut nothing);
         assert!(nothing.is_empty(), "{nothing:?}");
+    }
+
+    /// The global propagator as `init_with` sets it.
+    fn global() -> TextMapCompositePropagator {
+        TextMapCompositePropagator::new(vec![
+            Box::new(TraceContext),
+            Box::new(BaggagePropagator::new()),
+        ])
+    }
+
+    #[test]
+    fn the_spans_extract_what_the_global_propagator_extracts() {
+        let cases: [&[(&str, &[u8])]; 9] = [
+            &[],
+            &[("traceparent", VALID.as_bytes())],
+            &[(
+                "traceparent",
+                b" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\t",
+            )],
+            &[(
+                "traceparent",
+                b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\xe9",
+            )],
+            &[
+                ("traceparent", VALID.as_bytes()),
+                ("tracestate", b"vendor=opaque,other=1"),
+            ],
+            &[
+                ("traceparent", VALID.as_bytes()),
+                ("tracestate", b"not a list entry"),
+            ],
+            &[(
+                "traceparent",
+                b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            )],
+            &[
+                ("traceparent", VALID.as_bytes()),
+                ("baggage", b"user=alice,tier=gold;p=1"),
+            ],
+            &[("baggage", b"user=alice")],
+        ];
+        for case in cases {
+            let mut headers = http::HeaderMap::new();
+            for (name, value) in case {
+                headers.insert(
+                    http::HeaderName::from_static(name),
+                    http::HeaderValue::from_bytes(value).expect("a header value"),
+                );
+            }
+            let ours = super::extract(&headers);
+            let theirs = global().extract(&super::HeaderExtractor(&headers));
+            assert_eq!(
+                ours.span().span_context(),
+                theirs.span().span_context(),
+                "{headers:?}"
+            );
+            let entries = |context: &Context| {
+                let mut entries: Vec<_> = context
+                    .baggage()
+                    .iter()
+                    .map(|(k, (v, m))| (k.to_string(), v.to_string(), m.as_str().to_owned()))
+                    .collect();
+                entries.sort();
+                entries
+            };
+            assert_eq!(entries(&ours), entries(&theirs), "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn the_spans_inject_what_the_global_propagator_injects() {
+        let span = |state: &str| {
+            SpanContext::new(
+                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736.into(),
+                0x00f0_67aa_0ba9_02b7.into(),
+                TraceFlags::SAMPLED,
+                false,
+                state.parse::<TraceState>().expect("a valid tracestate"),
+            )
+        };
+        let cases = [
+            Context::new(),
+            Context::new().with_remote_span_context(span("")),
+            Context::new().with_remote_span_context(span("foo=bar,a=1")),
+            Context::new()
+                .with_remote_span_context(span(""))
+                .with_baggage([KeyValue::new("user", "alice")]),
+            Context::new().with_baggage([KeyValue::new("user", "a b;c")]),
+        ];
+        for context in cases {
+            let mut ours = http::HeaderMap::new();
+            super::inject(&context, &mut ours);
+            let mut theirs = http::HeaderMap::new();
+            global().inject_context(&context, &mut super::HeaderInjector(&mut theirs));
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]

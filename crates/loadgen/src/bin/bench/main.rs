@@ -78,6 +78,12 @@ struct Args {
     /// that keeps function names (BENCHMARKS.md, "The profile").
     #[arg(long, value_name = "DIR", requires = "instructions")]
     keep_profiles: Option<std::path::PathBuf>,
+    /// Runs each row measured per span at the same time as a no-telemetry twin of its own
+    /// (two sets of four processes, each at the load), instead of the rows in turn: each
+    /// round's difference is then between two runs the machine treated alike. Prints the
+    /// per-span table of those rows only.
+    #[arg(long, conflicts_with = "instructions")]
+    paired: bool,
 }
 
 /// The rows of the tables, in the order they run and print.
@@ -417,10 +423,52 @@ async fn throughput(
     load: Load,
     seconds: f64,
 ) -> Result<Measured, String> {
+    let services = start_for(binaries, env, load).await?;
+    let measured = measure(name, &services, load, seconds).await;
+    services.stop();
+    measured
+}
+
+/// `binaries` started with `env`, at `load`'s simulated latency.
+async fn start_for(
+    binaries: Binaries,
+    env: &[(&str, String)],
+    load: Load,
+) -> Result<Services, String> {
     let mut env = env.to_vec();
     env.push(("INVENTORY_LOOKUP_SCALE", load.lookup_scale.into()));
-    let services = Services::start(binaries, &env).await?;
-    let (target, fast) = fast_orders(&services)?;
+    Services::start(binaries, &env).await
+}
+
+/// The configuration `name` and a no-telemetry twin, both started first, then loaded at the
+/// same time: each twin's CPU is measured while the machine does the same to the other, so
+/// what the machine's other tenants and clock do between two runs leaves their difference.
+async fn paired(
+    (name, binaries, env): &Configuration,
+    (twin_name, twin_binaries, twin_env): &Configuration,
+    load: Load,
+    seconds: f64,
+) -> Result<(Measured, Measured), String> {
+    let services = start_for(*binaries, env, load).await?;
+    let twin = start_for(*twin_binaries, twin_env, load).await?;
+    let (measured, twin_measured) = tokio::join!(
+        measure(name, &services, load, seconds),
+        measure(twin_name, &twin, load, seconds)
+    );
+    // Stopped once both runs are over: `stop` waits, and would hold up the other run.
+    services.stop();
+    twin.stop();
+    Ok((measured?, twin_measured?))
+}
+
+/// Warms `services` up, then runs `load` against them for `seconds`.
+async fn measure(
+    name: &'static str,
+    services: &Services,
+    load: Load,
+    seconds: f64,
+) -> Result<Measured, String> {
+    let (target, fast) = fast_orders(services)?;
     let plan = Plan::Closed {
         concurrency: load.concurrency,
     };
@@ -438,7 +486,6 @@ async fn throughput(
     let stats = run(target, plan, duration, &fast, |_, _| {}).await;
     let cpu = services.cpu_seconds() - cpu_before;
     let rss_load = services.rss_mib();
-    services.stop();
     let report = stats.report(duration);
     if report.errors > 0 {
         // The CPU figure then divides by failed orders too: say what they got back.
@@ -561,6 +608,76 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
     })
 }
 
+/// The CPU added per span by the runs of `row` against those of `base`, paired by round:
+/// the median of the rounds' differences and, with more than one round, their middle half.
+fn per_span(row: &[Measured], base: &[Measured]) -> String {
+    let mut added: Vec<f64> = row
+        .iter()
+        .zip(base)
+        .map(|(r, b)| (r.cpu_ms_per_order - b.cpu_ms_per_order) * 1000.0 / SPANS_PER_ORDER as f64)
+        .collect();
+    added.sort_by(f64::total_cmp);
+    // The middle half of the rounds (with three: all of them) says how far the median can be
+    // trusted; the extremes of many rounds are the machine's.
+    let n = added.len();
+    let (median, low, high) = (added[n / 2], added[n / 4], added[(3 * n) / 4]);
+    if n > 1 {
+        format!("{median:.1} ({low:.1}–{high:.1})")
+    } else {
+        format!("{median:.1}")
+    }
+}
+
+/// `--paired` at `load`: every row measured per span, each round at the same time as a
+/// no-telemetry twin (the rows taken in turn within a round); prints each row's and its twins'
+/// median CPU an order and the µs a span.
+async fn paired_table(
+    configurations: &[Configuration],
+    load: Load,
+    args: &Args,
+) -> Result<(), String> {
+    let Some(baseline) = configurations
+        .iter()
+        .find(|(name, _, _)| *name == Row::NoTelemetry.name())
+    else {
+        return Ok(());
+    };
+    let measured: Vec<&Configuration> = configurations
+        .iter()
+        .filter(|(name, binaries, _)| {
+            *binaries == Binaries::Services && *name != Row::NoTelemetry.name()
+        })
+        .collect();
+    println!(
+        "{:<22} {:>9} {:>11} {:>16} {:>16} {:>7}",
+        "configuration", "orders/s", "CPU ms/ord", "twin CPU ms/ord", "µs/span", "errors"
+    );
+    let mut runs: Vec<(Vec<Measured>, Vec<Measured>)> =
+        measured.iter().map(|_| (Vec::new(), Vec::new())).collect();
+    for _ in 0..args.rounds {
+        for (configuration, (rows, twins)) in measured.iter().zip(&mut runs) {
+            let (row, twin) = paired(configuration, baseline, load, args.seconds)
+                .await
+                .map_err(|e| format!("{}: {e}", configuration.0))?;
+            rows.push(row);
+            twins.push(twin);
+        }
+    }
+    for (rows, twins) in &runs {
+        let (m, twin) = (Measured::median(rows), Measured::median(twins));
+        println!(
+            "{:<22} {:>9.0} {:>11.3} {:>16.3} {:>16} {:>7}",
+            m.name,
+            m.throughput,
+            m.cpu_ms_per_order,
+            twin.cpu_ms_per_order,
+            per_span(rows, twins),
+            m.errors + twin.errors
+        );
+    }
+    Ok(())
+}
+
 /// Order-service first, as the tables read.
 fn order_first(v: &[f64]) -> String {
     format!("{:.1},{:.1},{:.1},{:.1}", v[3], v[0], v[1], v[2])
@@ -672,6 +789,14 @@ async fn bench(args: Args) -> ExitCode {
             "RSS load MiB (o,i,p,n)",
             "errors"
         );
+        if args.paired {
+            if let Err(e) = paired_table(&configurations, load, &args).await {
+                eprintln!("bench: {e}");
+                return ExitCode::FAILURE;
+            }
+            println!();
+            continue;
+        }
         let mut runs: Vec<Vec<Measured>> = configurations.iter().map(|_| Vec::new()).collect();
         for _ in 0..args.rounds {
             for ((name, binaries, env), row) in configurations.iter().zip(&mut runs) {
@@ -694,26 +819,7 @@ async fn bench(args: Args) -> ExitCode {
             // CPU added per span against no telemetry, paired by round (the machine drifts
             // more between rounds than within one); meaningless for the rows before it.
             let per_span = match baseline {
-                Some(base) if m.name != Row::NoTelemetry.name() => {
-                    let mut added: Vec<f64> = row
-                        .iter()
-                        .zip(base)
-                        .map(|(r, b)| {
-                            (r.cpu_ms_per_order - b.cpu_ms_per_order) * 1000.0
-                                / SPANS_PER_ORDER as f64
-                        })
-                        .collect();
-                    added.sort_by(f64::total_cmp);
-                    // The middle half of the rounds (with three: all of them) says how far the
-                    // median can be trusted; the extremes of many rounds are the machine's.
-                    let n = added.len();
-                    let (median, low, high) = (added[n / 2], added[n / 4], added[(3 * n) / 4]);
-                    if n > 1 {
-                        format!("{median:.1} ({low:.1}–{high:.1})")
-                    } else {
-                        format!("{median:.1}")
-                    }
-                }
+                Some(base) if m.name != Row::NoTelemetry.name() => per_span(row, base),
                 _ => "-".to_owned(),
             };
             println!(
