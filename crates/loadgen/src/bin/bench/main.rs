@@ -80,8 +80,9 @@ struct Args {
     keep_profiles: Option<std::path::PathBuf>,
     /// Runs each row measured per span at the same time as a no-telemetry twin of its own
     /// (two sets of four processes, each at the load), instead of the rows in turn: each
-    /// round's difference is then between two runs the machine treated alike. Prints the
-    /// per-span table of those rows only.
+    /// round's difference is then between two runs the machine treated alike, on a machine
+    /// twice as busy. Prints the per-span table of those rows only; `--rows no-telemetry`
+    /// alone pairs no telemetry with its twin, the check that pairing itself adds nothing.
     #[arg(long, conflicts_with = "instructions")]
     paired: bool,
 }
@@ -440,25 +441,42 @@ async fn start_for(
     Services::start(binaries, &env).await
 }
 
-/// The configuration `name` and a no-telemetry twin, both started first, then loaded at the
-/// same time: each twin's CPU is measured while the machine does the same to the other, so
-/// what the machine's other tenants and clock do between two runs leaves their difference.
+/// How long a run is loaded before it is measured: connections made, allocators warm.
+const WARM_UP: Duration = Duration::from_secs(2);
+
+/// `configuration` and a no-telemetry `twin`, both started, then loaded at the same time: each
+/// one's CPU is measured while the machine does the same to the other, so what its other
+/// tenants and its clock do between two runs leaves their difference (on this machine, tens of
+/// percent of CPU an order over an hour). The twin is started and polled first when
+/// `twin_first` (every other round), so that neither side keeps whatever going first brings.
+/// Returns the configuration's figures, then the twin's.
 async fn paired(
-    (name, binaries, env): &Configuration,
-    (twin_name, twin_binaries, twin_env): &Configuration,
+    configuration: &Configuration,
+    twin: &Configuration,
     load: Load,
     seconds: f64,
+    twin_first: bool,
 ) -> Result<(Measured, Measured), String> {
-    let services = start_for(*binaries, env, load).await?;
-    let twin = start_for(*twin_binaries, twin_env, load).await?;
-    let (measured, twin_measured) = tokio::join!(
-        measure(name, &services, load, seconds),
-        measure(twin_name, &twin, load, seconds)
+    let (first, second) = if twin_first {
+        (twin, configuration)
+    } else {
+        (configuration, twin)
+    };
+    let first_services = start_for(first.1, &first.2, load).await?;
+    let second_services = start_for(second.1, &second.2, load).await?;
+    let (first_measured, second_measured) = tokio::join!(
+        measure(first.0, &first_services, load, seconds),
+        measure(second.0, &second_services, load, seconds)
     );
     // Stopped once both runs are over: `stop` waits, and would hold up the other run.
-    services.stop();
-    twin.stop();
-    Ok((measured?, twin_measured?))
+    first_services.stop();
+    second_services.stop();
+    let (first_measured, second_measured) = (first_measured?, second_measured?);
+    Ok(if twin_first {
+        (second_measured, first_measured)
+    } else {
+        (first_measured, second_measured)
+    })
 }
 
 /// Warms `services` up, then runs `load` against them for `seconds`.
@@ -473,14 +491,7 @@ async fn measure(
         concurrency: load.concurrency,
     };
     // Warm up connections and allocators, unmeasured.
-    run(
-        target.clone(),
-        plan,
-        Duration::from_secs(2),
-        &fast,
-        |_, _| {},
-    )
-    .await;
+    run(target.clone(), plan, WARM_UP, &fast, |_, _| {}).await;
     let cpu_before = services.cpu_seconds();
     let duration = Duration::from_secs_f64(seconds);
     let stats = run(target, plan, duration, &fast, |_, _| {}).await;
@@ -642,10 +653,13 @@ async fn paired_table(
     else {
         return Ok(());
     };
+    // No telemetry against its twin only when asked for by name: the check that pairing
+    // itself adds nothing (a difference of about 0).
     let measured: Vec<&Configuration> = configurations
         .iter()
         .filter(|(name, binaries, _)| {
-            *binaries == Binaries::Services && *name != Row::NoTelemetry.name()
+            *binaries == Binaries::Services
+                && (*name != Row::NoTelemetry.name() || args.rows.contains(&Row::NoTelemetry))
         })
         .collect();
     println!(
@@ -654,9 +668,9 @@ async fn paired_table(
     );
     let mut runs: Vec<(Vec<Measured>, Vec<Measured>)> =
         measured.iter().map(|_| (Vec::new(), Vec::new())).collect();
-    for _ in 0..args.rounds {
+    for round in 0..args.rounds {
         for (configuration, (rows, twins)) in measured.iter().zip(&mut runs) {
-            let (row, twin) = paired(configuration, baseline, load, args.seconds)
+            let (row, twin) = paired(configuration, baseline, load, args.seconds, round % 2 == 1)
                 .await
                 .map_err(|e| format!("{}: {e}", configuration.0))?;
             rows.push(row);
@@ -744,6 +758,11 @@ async fn bench(args: Args) -> ExitCode {
         "bench: {cores} cores, {} worker thread(s) in each of the four processes (TOKIO_WORKER_THREADS); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry, with the middle half of those differences: 25th–75th percentile, with three rounds lowest–highest); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp)\n",
         args.worker_threads, args.seconds, args.rounds
     );
+    if args.paired {
+        println!(
+            "--paired: each row runs at the same time as a no-telemetry twin (two sets of four processes, each at the load: the machine twice as busy); CPU ms/ord and twin CPU ms/ord are the medians of each side, µs/span the median of the rounds' differences with their middle half; the twin starts first in every other round\n"
+        );
+    }
     let loads = [
         (
             LoadKind::Seed,
@@ -777,6 +796,14 @@ async fn bench(args: Args) -> ExitCode {
                 "on"
             }
         );
+        if args.paired {
+            if let Err(e) = paired_table(&configurations, load, &args).await {
+                eprintln!("bench: {e}");
+                return ExitCode::FAILURE;
+            }
+            println!();
+            continue;
+        }
         println!(
             "{:<22} {:>9} {:>8} {:>8} {:>11} {:>13} {:>16} {:>24} {:>7}",
             "configuration",
@@ -789,14 +816,6 @@ async fn bench(args: Args) -> ExitCode {
             "RSS load MiB (o,i,p,n)",
             "errors"
         );
-        if args.paired {
-            if let Err(e) = paired_table(&configurations, load, &args).await {
-                eprintln!("bench: {e}");
-                return ExitCode::FAILURE;
-            }
-            println!();
-            continue;
-        }
         let mut runs: Vec<Vec<Measured>> = configurations.iter().map(|_| Vec::new()).collect();
         for _ in 0..args.rounds {
             for ((name, binaries, env), row) in configurations.iter().zip(&mut runs) {
