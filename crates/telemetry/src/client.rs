@@ -32,6 +32,12 @@ pub fn http_client(timeout: Duration) -> Result<HttpClient, reqwest::Error> {
         .timeout(timeout)
         .connect_timeout(CONNECT_TIMEOUT.min(timeout))
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        // reqwest 0.13's default policy retries only HTTP/2 and HTTP/3 protocol refusals
+        // (`src/retry.rs`, `is_retryable_error`), which these HTTP/1.1 hops never get, yet it
+        // copies every request's method, URI, headers, extensions and body up front in case
+        // (`clone_request`). With no retry allowed it copies nothing. Calls that are safe to
+        // repeat are retried by the caller (`service_kit::deadline::retry_idempotent`).
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .build()?;
     Ok(ClientBuilder::new(client).with(ClientSpan).build())
 }

@@ -278,6 +278,8 @@ mod tests {
             record.add_attribute("reserved", 8_i64);
             record.add_attribute("ratio", 0.0_f64);
             record.add_attribute("ok", true);
+            record.add_attribute("", "an empty key");
+            record.add_attribute("k".repeat(200), i64::MAX);
             record.add_attribute("raw", AnyValue::Bytes(Box::new(vec![0, 1, 2])));
             record.add_attribute(
                 "list",
