@@ -41,6 +41,7 @@ pub(super) async fn run_all(
     configurations: &[Configuration],
     orders: u64,
     keep: Option<&Path>,
+    by_crate: bool,
 ) -> ExitCode {
     if Command::new("valgrind").arg("--version").output().is_err() {
         eprintln!("bench: --instructions needs valgrind (apt-get install -y valgrind)");
@@ -54,6 +55,7 @@ pub(super) async fn run_all(
         "configuration", "order", "inventory", "payment", "notification", "total", "per span"
     );
     let mut baseline = None;
+    let mut crates = Vec::new();
     for (name, binaries, env) in configurations {
         // SERVICES order: inventory, payment, notification, order.
         let keep = keep.map(|dir| dir.join(kebab_case(name)));
@@ -78,6 +80,22 @@ pub(super) async fn run_all(
             "{:<22} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12}",
             name, per_order[3], per_order[0], per_order[1], per_order[2], total, per_span
         );
+        if let (true, Some(dir)) = (by_crate, &keep) {
+            match super::by_crate::row(dir, orders) {
+                Ok(row) => crates.push((*name, row)),
+                Err(e) => {
+                    eprintln!("bench: {name}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    let baseline = crates
+        .iter()
+        .position(|(name, _)| *name == super::Row::NoTelemetry.name());
+    if let Some(at) = baseline {
+        let (name, counts) = crates.remove(at);
+        super::by_crate::print((name, &counts), &crates);
     }
     ExitCode::SUCCESS
 }

@@ -22,6 +22,7 @@ use std::{
 
 use clap::Parser;
 
+mod by_crate;
 mod instructions;
 use loadgen::{
     drive::{Plan, Target, run},
@@ -78,6 +79,11 @@ struct Args {
     /// that keeps function names (BENCHMARKS.md, "The profile").
     #[arg(long, value_name = "DIR", requires = "instructions")]
     keep_profiles: Option<std::path::PathBuf>,
+    /// With `--keep-profiles`, also print what each row adds to an order against no telemetry
+    /// by crate (the crate of the function that ran each instruction, read with
+    /// `callgrind_annotate`): whose work a span is. Meaningful on the profiling build.
+    #[arg(long, requires = "keep_profiles")]
+    by_crate: bool,
     /// Runs each row measured per span at the same time as a no-telemetry twin of its own
     /// (two sets of four processes, each at the load), instead of the rows in turn: each
     /// round's difference is then between two runs the machine treated alike, on a machine
@@ -750,6 +756,7 @@ async fn bench(args: Args) -> ExitCode {
             &configurations,
             args.instruction_orders,
             args.keep_profiles.as_deref(),
+            args.by_crate,
         )
         .await;
     }
