@@ -55,7 +55,7 @@ pub(super) async fn run_all(
         "configuration", "order", "inventory", "payment", "notification", "total", "per span"
     );
     let mut baseline = None;
-    let mut crates = Vec::new();
+    let mut by_crate_rows = Vec::new();
     for (name, binaries, env) in configurations {
         // SERVICES order: inventory, payment, notification, order.
         let keep = keep.map(|dir| dir.join(kebab_case(name)));
@@ -82,7 +82,7 @@ pub(super) async fn run_all(
         );
         if let (true, Some(dir)) = (by_crate, &keep) {
             match super::by_crate::row(dir, orders) {
-                Ok(row) => crates.push((*name, row)),
+                Ok(row) => by_crate_rows.push((*name, row)),
                 Err(e) => {
                     eprintln!("bench: {name}: {e}");
                     return ExitCode::FAILURE;
@@ -90,12 +90,12 @@ pub(super) async fn run_all(
             }
         }
     }
-    let baseline = crates
+    let baseline = by_crate_rows
         .iter()
         .position(|(name, _)| *name == super::Row::NoTelemetry.name());
     if let Some(at) = baseline {
-        let (name, counts) = crates.remove(at);
-        super::by_crate::print((name, &counts), &crates);
+        let (name, counts) = by_crate_rows.remove(at);
+        super::by_crate::print((name, &counts), &by_crate_rows);
     }
     ExitCode::SUCCESS
 }
