@@ -47,6 +47,16 @@ pub(super) async fn run_all(
         eprintln!("bench: --instructions needs valgrind (apt-get install -y valgrind)");
         return ExitCode::FAILURE;
     }
+    // Asked before the minutes of counting rather than after them.
+    if by_crate
+        && Command::new("callgrind_annotate")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("bench: --by-crate needs callgrind_annotate (apt-get install -y valgrind)");
+        return ExitCode::FAILURE;
+    }
     println!(
         "bench --instructions: {orders} fast orders per row at {RATE}/s, every process under callgrind; instructions per order (user space only), added per span against no telemetry ({SPANS_PER_ORDER} spans an order)\n"
     );
