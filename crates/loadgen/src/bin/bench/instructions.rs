@@ -43,19 +43,16 @@ pub(super) async fn run_all(
     keep: Option<&Path>,
     by_crate: bool,
 ) -> ExitCode {
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        eprintln!("bench: --instructions needs valgrind (apt-get install -y valgrind)");
-        return ExitCode::FAILURE;
-    }
-    // Asked before the minutes of counting rather than after them.
-    if by_crate
-        && Command::new("callgrind_annotate")
-            .arg("--version")
-            .output()
-            .is_err()
-    {
-        eprintln!("bench: --by-crate needs callgrind_annotate (apt-get install -y valgrind)");
-        return ExitCode::FAILURE;
+    // Both asked before the minutes of counting rather than after them.
+    let needed = [
+        ("--instructions", "valgrind", true),
+        ("--by-crate", "callgrind_annotate", by_crate),
+    ];
+    for (flag, tool, wanted) in needed {
+        if wanted && Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("bench: {flag} needs {tool} (apt-get install -y valgrind)");
+            return ExitCode::FAILURE;
+        }
     }
     println!(
         "bench --instructions: {orders} fast orders per row at {RATE}/s, every process under callgrind; instructions per order (user space only), added per span against no telemetry ({SPANS_PER_ORDER} spans an order)\n"
