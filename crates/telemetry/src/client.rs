@@ -8,7 +8,7 @@ use std::{
 use http::Extensions;
 use opentelemetry::{
     KeyValue,
-    trace::{SpanKind, Status, TraceContextExt as _, Tracer as _},
+    trace::{Span as _, SpanKind, Status, Tracer as _},
 };
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 
@@ -70,16 +70,18 @@ impl Middleware for ClientSpan {
             return outcome;
         };
         let parent = crate::context::current_context();
-        let span = tracer
+        // Held here, not put into a `Context`: nothing runs inside a call that could look it
+        // up, and a context would box the span and lock it at every use (BENCHMARKS.md,
+        // nineteenth round). The headers need only its ids, and the parent's baggage.
+        let mut span = tracer
             .span_builder(method)
             .with_kind(SpanKind::Client)
             .with_attributes(request_attributes(&req, method, &server))
             .start_with_context(tracer, &parent);
-        let context = parent.with_span(span);
-        crate::propagation::inject(&context, req.headers_mut());
+        crate::propagation::inject(span.span_context(), &parent, req.headers_mut());
+        drop(parent);
 
         let outcome = next.run(req, extensions).await;
-        let span = context.span();
         record_call(
             &server,
             method,
@@ -101,7 +103,7 @@ impl Middleware for ClientSpan {
             }
             Err(error) => {
                 span.set_attribute(KeyValue::new("error.type", transport_error_type(error)));
-                record_exception(&span, error);
+                record_exception(&mut span, error);
             }
         }
         span.end();

@@ -1,9 +1,6 @@
 //! Marking a span as failed, the way trace backends expect.
 
-use opentelemetry::{
-    KeyValue,
-    trace::{SpanRef, Status},
-};
+use opentelemetry::{KeyValue, trace::Status};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -19,7 +16,10 @@ pub fn record_error(span: &Span, error: &(dyn std::error::Error + 'static)) {
 }
 
 /// [`record_error`] for a span made with the OpenTelemetry API (the CLIENT span).
-pub(crate) fn record_exception(span: &SpanRef<'_>, error: &(dyn std::error::Error + 'static)) {
+pub(crate) fn record_exception(
+    span: &mut impl opentelemetry::trace::Span,
+    error: &(dyn std::error::Error + 'static),
+) {
     let (attributes, message) = exception(error);
     span.add_event("exception", attributes);
     span.set_status(Status::error(message));

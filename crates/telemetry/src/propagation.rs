@@ -173,10 +173,10 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Writes the trace context and baggage of `context` into `headers`, as the global propagator
-/// does (see the module's documentation).
-pub(crate) fn inject(context: &Context, headers: &mut HeaderMap) {
-    write_trace_context(context.span().span_context(), |name, value| {
+/// Writes the trace context of `span` and the baggage of `context` into `headers`, as the
+/// global propagator does for a context holding both (see the module's documentation).
+pub(crate) fn inject(span: &SpanContext, context: &Context, headers: &mut HeaderMap) {
+    write_trace_context(span, |name, value| {
         if let Ok(value) = HeaderValue::from_bytes(value) {
             headers.insert(name, value);
         }
@@ -435,7 +435,7 @@ mod tests {
         ];
         for context in cases {
             let mut ours = http::HeaderMap::new();
-            super::inject(&context, &mut ours);
+            super::inject(context.span().span_context(), &context, &mut ours);
             let mut theirs = http::HeaderMap::new();
             global().inject_context(&context, &mut super::HeaderInjector(&mut theirs));
             assert_eq!(ours, theirs);
