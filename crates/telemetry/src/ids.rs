@@ -120,4 +120,17 @@ mod tests {
             assert_eq!(read_hex::<1>(bad), None, "{bad:?}");
         }
     }
+
+    #[test]
+    fn one_bad_digit_anywhere_in_an_id_refuses_the_whole_id() {
+        let good = trace_id_hex(TraceId::from(0x0af7651916cd43dd8448eb211c80319c));
+        assert!(read_hex::<16>(good.as_str().as_bytes()).is_some());
+        for position in 0..32 {
+            for bad in [b'G', b'F', b'g', b':', b'/', b'`', 0x80, 0xff] {
+                let mut digits = *good.as_str().as_bytes().first_chunk::<32>().expect("32");
+                digits[position] = bad;
+                assert_eq!(read_hex::<16>(&digits), None, "{bad} at {position}");
+            }
+        }
+    }
 }
