@@ -1,5 +1,6 @@
 //! Hostile or careless input: oversized trace-context headers are held to the W3C limits and
-//! never copied into spans, and secrets a request carries appear in no span and no log line.
+//! never copied into spans (well-formed ones pass on unchanged), and secrets a request carries
+//! appear in no span and no log line.
 
 use std::sync::{Arc, Mutex};
 
@@ -146,6 +147,71 @@ async fn oversized_tracestate_and_baggage_are_served_held_to_limits_and_not_reco
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn well_formed_tracestate_and_baggage_pass_on_unchanged_from_the_client_span() {
+    let (payment, seen) = capturing_payment().await;
+    let system = System::builder()
+        .replace(Service::Payment, payment)
+        .start()
+        .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let answer = system_tests::send(
+        system
+            .client()
+            .post(format!("{}/orders", system.url(Service::Order)))
+            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+            .header("tracestate", "vendor=opaque,other=1")
+            .header("baggage", "user=alice,tier=gold")
+            .json(&json!({"item": "book", "quantity": 1, "price": 1.0})),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+
+    let headers = seen
+        .lock()
+        .expect("lock")
+        .pop()
+        .expect("payment was called");
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("tracestate"), "vendor=opaque,other=1");
+    let mut baggage: Vec<String> = header("baggage").split(',').map(str::to_owned).collect();
+    baggage.sort();
+    assert_eq!(baggage, ["tier=gold", "user=alice"]);
+
+    // The parent payment was given is order-service's CLIENT span of that call.
+    let traceparent = header("traceparent");
+    let [version, trace, parent, flags] = traceparent
+        .split('-')
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|_| panic!("traceparent {traceparent:?}"));
+    assert_eq!((version, trace, flags), ("00", trace_id, "01"));
+    let trace = system
+        .store
+        .wait_for(trace_id, std::time::Duration::from_secs(10), |spans| {
+            spans.iter().any(|s| s.span_id == parent)
+        })
+        .await;
+    let charge = trace
+        .iter()
+        .find(|s| s.span_id == parent)
+        .unwrap_or_else(|| panic!("no span {parent} in\n{}", system_tests::render_tree(&trace)));
+    assert_eq!(charge.kind, system_tests::SpanKind::Client);
+    assert_eq!(charge.service_name, "order-service");
+    assert!(
+        charge
+            .str_attribute("url.full")
+            .is_some_and(|url| url.ends_with("/charges")),
+        "{charge:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
