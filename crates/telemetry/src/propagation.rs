@@ -31,9 +31,9 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::propagation::BaggagePropagator;
 
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
-const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+pub(crate) const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 
 /// `00-` + 32 + `-` + 16 + `-` + 2.
 const TRACEPARENT_LEN: usize = 55;
@@ -186,20 +186,63 @@ pub(crate) fn inject(span: &SpanContext, context: &Context, headers: &mut Header
     }
 }
 
+/// The first value of each of `names` in `headers`, as `get` finds it, in one pass over them:
+/// each `get` hashes its name and probes the map (about 150 instructions), and the SERVER span
+/// asked for five headers of every request (BENCHMARKS.md, nineteenth round).
+pub(crate) fn first_values<'h, const N: usize>(
+    headers: &'h HeaderMap,
+    names: &[HeaderName; N],
+) -> [Option<&'h HeaderValue>; N] {
+    let mut found = [None; N];
+    for (name, value) in headers {
+        if let Some(slot) = names.iter().position(|wanted| wanted == name) {
+            found[slot].get_or_insert(value);
+        }
+    }
+    found
+}
+
+/// The trace-context headers of a request: its first `traceparent` and `tracestate`, and
+/// whether it has a `baggage`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Incoming<'h> {
+    pub(crate) traceparent: Option<&'h HeaderValue>,
+    pub(crate) tracestate: Option<&'h HeaderValue>,
+    pub(crate) baggage: bool,
+}
+
+impl<'h> Incoming<'h> {
+    /// From the first values of [`TRACEPARENT`], [`TRACESTATE`] and [`BAGGAGE`], in that order.
+    pub(crate) fn new([traceparent, tracestate, baggage]: [Option<&'h HeaderValue>; 3]) -> Self {
+        Self {
+            traceparent,
+            tracestate,
+            baggage: baggage.is_some(),
+        }
+    }
+}
+
 /// The context `headers` carry on top of the current one (which is all there is if they
 /// carry none, or a malformed one), as the global propagator extracts it (see the module's
 /// documentation).
+#[cfg(test)]
 pub(crate) fn extract(headers: &HeaderMap) -> Context {
+    let incoming = first_values(headers, &[TRACEPARENT, TRACESTATE, BAGGAGE]);
+    extract_incoming(Incoming::new(incoming), headers)
+}
+
+/// [`extract`] of the trace-context headers found already (`incoming`) among `headers`.
+pub(crate) fn extract_incoming(incoming: Incoming<'_>, headers: &HeaderMap) -> Context {
     Context::map_current(|current| {
-        let traceparent = headers.get(TRACEPARENT).map(HeaderValue::as_bytes);
+        let traceparent = incoming.traceparent.map(HeaderValue::as_bytes);
         let context = match traceparent.and_then(parse) {
             Some(ids) => {
-                let state = headers.get(TRACESTATE).and_then(|v| v.to_str().ok());
+                let state = incoming.tracestate.and_then(|v| v.to_str().ok());
                 current.with_remote_span_context(remote(ids, state))
             }
             None => current.clone(),
         };
-        match headers.contains_key(BAGGAGE) {
+        match incoming.baggage {
             true => {
                 BaggagePropagator::new().extract_with_context(&context, &HeaderExtractor(headers))
             }
@@ -440,6 +483,30 @@ mod tests {
             global().inject_context(&context, &mut super::HeaderInjector(&mut theirs));
             assert_eq!(ours, theirs);
         }
+    }
+
+    #[test]
+    fn first_values_finds_what_get_finds_for_each_name_in_one_pass() {
+        use http::{HeaderMap, HeaderValue, header};
+        let mut headers = HeaderMap::new();
+        headers.append(header::HOST, HeaderValue::from_static("order:8001"));
+        headers.append(super::TRACEPARENT, HeaderValue::from_static(VALID));
+        headers.append(super::TRACEPARENT, HeaderValue::from_static("second"));
+        headers.append(header::ACCEPT, HeaderValue::from_static("*/*"));
+        headers.append(super::BAGGAGE, HeaderValue::from_static("user=alice"));
+        let names = [
+            header::USER_AGENT,
+            super::TRACEPARENT,
+            header::HOST,
+            super::TRACESTATE,
+            super::BAGGAGE,
+        ];
+        let found = super::first_values(&headers, &names);
+        for (name, value) in names.iter().zip(found) {
+            assert_eq!(value, headers.get(name), "{name}");
+        }
+        assert_eq!(found[1].map(HeaderValue::as_bytes), Some(VALID.as_bytes()));
+        assert_eq!(super::first_values(&HeaderMap::new(), &names), [None; 5]);
     }
 
     #[test]

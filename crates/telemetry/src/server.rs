@@ -35,6 +35,15 @@ pub const TRACE_ID_HEADER: &str = "x-trace-id";
 /// that is not one of the standard headers into a new allocation on every answer.
 const TRACE_ID_NAME: HeaderName = HeaderName::from_static(TRACE_ID_HEADER);
 
+/// The headers a SERVER span reads, found in one pass over the request's headers.
+static READ_HEADERS: [HeaderName; 5] = [
+    header::HOST,
+    header::USER_AGENT,
+    crate::propagation::TRACEPARENT,
+    crate::propagation::TRACESTATE,
+    crate::propagation::BAGGAGE,
+];
+
 /// Paths that are polled by machines every few seconds and would drown real traces.
 const UNTRACED_PATHS: [&str; 2] = ["/health", "/metrics"];
 
@@ -116,8 +125,11 @@ where
                 measured: Some(measured),
             };
         };
+        let [host, user_agent, traceparent, tracestate, baggage] =
+            crate::propagation::first_values(request.headers(), &READ_HEADERS);
+        let incoming = crate::propagation::Incoming::new([traceparent, tracestate, baggage]);
         // The caller's context, baggage and all, is the span's parent and stays around it.
-        let parent = crate::propagation::extract(request.headers());
+        let parent = crate::propagation::extract_incoming(incoming, request.headers());
         let span = tracer
             .span_builder(match (names, method) {
                 // Semantic conventions: a method nobody knows names the span "HTTP".
@@ -126,7 +138,7 @@ where
                 (None, _) => method,
             })
             .with_kind(SpanKind::Server)
-            .with_attributes(request_attributes(&request, &measured))
+            .with_attributes(request_attributes(&request, &measured, host, user_agent))
             .start_with_context(tracer, &parent);
         let context = parent.with_span(span);
         // The handler's own work may begin in `call`: it runs in the span too.
@@ -256,8 +268,14 @@ fn route_names(method: &'static str, route: &str) -> RouteNames {
     names
 }
 
-/// The HTTP semantic-convention attributes known when the request arrives.
-fn request_attributes(request: &Request, measured: &Measured) -> Vec<KeyValue> {
+/// The HTTP semantic-convention attributes known when the request arrives; `host` and
+/// `user_agent` are its first `Host` and `User-Agent` headers.
+fn request_attributes(
+    request: &Request,
+    measured: &Measured,
+    host: Option<&HeaderValue>,
+    user_agent: Option<&HeaderValue>,
+) -> Vec<KeyValue> {
     let mut attributes = Vec::with_capacity(12);
     attributes.extend([
         KeyValue::new("http.request.method", measured.method),
@@ -274,13 +292,13 @@ fn request_attributes(request: &Request, measured: &Measured) -> Vec<KeyValue> {
     if let Some(query) = request.uri().query().filter(|q| !q.is_empty()) {
         attributes.push(KeyValue::new("url.query", redact_query(query)));
     }
-    if let Some((address, port)) = host_and_port(request) {
+    if let Some((address, port)) = text(host).map(host_and_port) {
         attributes.push(KeyValue::new("server.address", address.to_owned()));
         if let Some(port) = port {
             attributes.push(KeyValue::new("server.port", port));
         }
     }
-    if let Some(agent) = header_text(request, header::USER_AGENT) {
+    if let Some(agent) = text(user_agent) {
         attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
     }
     attributes
@@ -326,8 +344,7 @@ fn redact_query(query: &str) -> String {
 }
 
 /// `server.address` and `server.port` from the `Host` header.
-fn host_and_port(request: &Request) -> Option<(&str, Option<i64>)> {
-    let host = header_text(request, header::HOST)?;
+fn host_and_port(host: &str) -> (&str, Option<i64>) {
     let (address, port) = match host.strip_prefix('[') {
         // [::1]:8001
         Some(v6) => match v6.split_once(']') {
@@ -339,14 +356,12 @@ fn host_and_port(request: &Request) -> Option<(&str, Option<i64>)> {
             None => (host, None),
         },
     };
-    Some((address, port.and_then(|p| p.parse().ok())))
+    (address, port.and_then(|p| p.parse().ok()))
 }
 
 /// A header's value, if it is present, text, and not empty.
-fn header_text(request: &Request, name: header::HeaderName) -> Option<&str> {
-    request
-        .headers()
-        .get(name)
+fn text(value: Option<&HeaderValue>) -> Option<&str> {
+    value
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
 }
