@@ -22,6 +22,7 @@
 
 use std::{str::FromStr as _, sync::LazyLock};
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::{
     Context,
@@ -177,7 +178,7 @@ impl Extractor for HeaderExtractor<'_> {
 /// global propagator does for a context holding both (see the module's documentation).
 pub(crate) fn inject(span: &SpanContext, context: &Context, headers: &mut HeaderMap) {
     write_trace_context(span, |name, value| {
-        if let Ok(value) = HeaderValue::from_bytes(value) {
+        if let Ok(value) = HeaderValue::from_maybe_shared(shared(value)) {
             headers.insert(name, value);
         }
     });
@@ -219,6 +220,17 @@ impl<'h> Incoming<'h> {
             tracestate,
             baggage: baggage.is_some(),
         }
+    }
+}
+
+/// `value` as bytes that are shared from the start. reqwest clones every request's headers
+/// (0.13, `Client::execute_request`), and a value made by `HeaderValue::from_bytes` holds a
+/// `Vec`, which its first clone turns into a shared allocation: a second allocation for every
+/// call. These are counted, not copied, when cloned.
+fn shared(value: &[u8]) -> Bytes {
+    match <[u8; TRACEPARENT_LEN]>::try_from(value) {
+        Ok(traceparent) => Bytes::from_owner(traceparent),
+        Err(_) => Bytes::from_owner(value.to_vec()),
     }
 }
 
