@@ -33,6 +33,8 @@ pub async fn store_and_config(protocol: &str) -> (TraceStore, TelemetryConfig) {
 
 /// Emits one span, shuts telemetry down, and checks that the span arrived through the flush
 /// (the batch processor's default 5 s delay has not passed) and that shutdown did not hang.
+// Each test binary compiles this module whole and uses part of it.
+#[allow(dead_code)]
 pub async fn span_is_flushed_at_shutdown(protocol: &str) {
     let (store, config) = store_and_config(protocol).await;
     let guard = telemetry::init_with(&config).expect("telemetry starts");
