@@ -8,6 +8,24 @@ use axum::http::HeaderMap;
 use serde_json::json;
 use system_tests::{AttributeValue, Service, StoredSpan, System};
 
+/// The system with payment-service replaced by [`capturing_payment`], and what it was sent.
+async fn system_with_capturing_payment() -> (System, Arc<Mutex<Vec<HeaderMap>>>) {
+    let (payment, seen) = capturing_payment().await;
+    let system = System::builder()
+        .replace(Service::Payment, payment)
+        .start()
+        .await;
+    (system, seen)
+}
+
+/// The headers of the last call payment received.
+fn last_call_headers(seen: &Mutex<Vec<HeaderMap>>) -> HeaderMap {
+    seen.lock()
+        .expect("lock")
+        .pop()
+        .expect("payment was called")
+}
+
 /// A payment-service stand-in that charges and remembers the headers it was sent.
 async fn capturing_payment() -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -59,11 +77,7 @@ fn texts(span: &StoredSpan) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_tracestate_and_baggage_are_served_held_to_limits_and_not_recorded() {
-    let (payment, seen) = capturing_payment().await;
-    let system = System::builder()
-        .replace(Service::Payment, payment)
-        .start()
-        .await;
+    let (system, seen) = system_with_capturing_payment().await;
 
     let tracestate: String = (0..10_000)
         .map(|i| format!("v{i}=x{i}"))
@@ -95,11 +109,7 @@ async fn oversized_tracestate_and_baggage_are_served_held_to_limits_and_not_reco
     );
 
     // What order-service passed on is within the W3C limits.
-    let headers = seen
-        .lock()
-        .expect("lock")
-        .pop()
-        .expect("payment was called");
+    let headers = last_call_headers(&seen);
     let passed_state = headers.get("tracestate").map(|v| v.len()).unwrap_or(0);
     let passed_state_members = headers
         .get("tracestate")
@@ -151,11 +161,7 @@ async fn oversized_tracestate_and_baggage_are_served_held_to_limits_and_not_reco
 
 #[tokio::test(flavor = "multi_thread")]
 async fn well_formed_tracestate_and_baggage_pass_on_unchanged_from_the_client_span() {
-    let (payment, seen) = capturing_payment().await;
-    let system = System::builder()
-        .replace(Service::Payment, payment)
-        .start()
-        .await;
+    let (system, seen) = system_with_capturing_payment().await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let answer = system_tests::send(
         system
@@ -169,11 +175,7 @@ async fn well_formed_tracestate_and_baggage_pass_on_unchanged_from_the_client_sp
     .await;
     assert_eq!(answer.status, 201, "{:?}", answer.body);
 
-    let headers = seen
-        .lock()
-        .expect("lock")
-        .pop()
-        .expect("payment was called");
+    let headers = last_call_headers(&seen);
     let header = |name: &str| {
         headers
             .get(name)
