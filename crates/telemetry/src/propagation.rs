@@ -11,7 +11,7 @@
 //! sent. [`HeaderInjector`] and [`HeaderExtractor`] name the three propagation headers with
 //! constants, where tracing-opentelemetry-instrumentation-sdk's parse each name per call.
 //!
-//! The SERVER and CLIENT spans ([`extract`], [`inject`]) call the two propagators the global
+//! The SERVER and CLIENT spans ([`extract_incoming`], [`inject`]) call the two propagators the global
 //! one is made of directly, with the same result (a test compares them). Through the global
 //! one, each call took its lock, cloned the current context only to build another from it,
 //! made two dynamic calls, and looked each header up through an `Extractor`, which checks the
@@ -205,11 +205,11 @@ pub(crate) fn first_values<'h, const N: usize>(
 
 /// The trace-context headers of a request: its first `traceparent` and `tracestate`, and
 /// whether it has a `baggage`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Incoming<'h> {
-    pub(crate) traceparent: Option<&'h HeaderValue>,
-    pub(crate) tracestate: Option<&'h HeaderValue>,
-    pub(crate) baggage: bool,
+    traceparent: Option<&'h HeaderValue>,
+    tracestate: Option<&'h HeaderValue>,
+    baggage: bool,
 }
 
 impl<'h> Incoming<'h> {
@@ -234,16 +234,18 @@ fn shared(value: &[u8]) -> Bytes {
     }
 }
 
-/// The context `headers` carry on top of the current one (which is all there is if they
-/// carry none, or a malformed one), as the global propagator extracts it (see the module's
-/// documentation).
+/// [`extract_incoming`] of `headers`, finding the trace-context headers itself: what the tests
+/// compare with the global propagator.
 #[cfg(test)]
 pub(crate) fn extract(headers: &HeaderMap) -> Context {
     let incoming = first_values(headers, &[TRACEPARENT, TRACESTATE, BAGGAGE]);
     extract_incoming(Incoming::new(incoming), headers)
 }
 
-/// [`extract`] of the trace-context headers found already (`incoming`) among `headers`.
+/// The context a request's headers carry on top of the current one (which is all there is if
+/// they carry none, or a malformed one), as the global propagator extracts it (see the
+/// module's documentation): `incoming` are its trace-context headers, found already among
+/// `headers` (which the baggage, when there is one, is read from).
 pub(crate) fn extract_incoming(incoming: Incoming<'_>, headers: &HeaderMap) -> Context {
     Context::map_current(|current| {
         let traceparent = incoming.traceparent.map(HeaderValue::as_bytes);
