@@ -23,9 +23,11 @@ impl<const N: usize> Hex<N> {
     }
 }
 
+/// The lowercase hex digits, by value.
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// The two lowercase hex digits of every byte.
 static DIGIT_PAIRS: [[u8; 2]; 256] = {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut pairs = [[0; 2]; 256];
     let mut byte = 0;
     while byte < 256 {
@@ -40,7 +42,7 @@ static DIGIT_VALUES: [u8; 256] = {
     let mut values = [NOT_HEX; 256];
     let mut digit = 0;
     while digit < 16 {
-        values[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        values[DIGITS[digit] as usize] = digit as u8;
         digit += 1;
     }
     values

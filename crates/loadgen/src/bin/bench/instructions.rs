@@ -97,10 +97,10 @@ pub(super) async fn run_all(
             }
         }
     }
-    let baseline = by_crate_rows
+    let no_telemetry = by_crate_rows
         .iter()
         .position(|(name, _)| *name == super::Row::NoTelemetry.name());
-    if let Some(at) = baseline {
+    if let Some(at) = no_telemetry {
         let (name, counts) = by_crate_rows.remove(at);
         super::by_crate::print((name, &counts), &by_crate_rows);
     }
