@@ -8,7 +8,7 @@
 
 use std::{
     fmt::Write as _,
-    sync::{LazyLock, Mutex},
+    sync::{Arc, LazyLock, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -77,6 +77,58 @@ struct Metrics {
     registry: Mutex<Registry>,
     server_duration: DurationHistogram,
     client_duration: DurationHistogram,
+    /// Server series by status, method and route.
+    server_series: Series<(u16, &'static str, &'static str), DurationSeries>,
+    /// Client series by status (`None`: no answer), method and server.
+    client_series: Series<(Option<u16>, &'static str, Box<str>), DurationSeries>,
+}
+
+type DurationSeries = HistogramWithExemplars<TraceExemplar>;
+
+/// How many series of a family [`Series`] keeps at hand: more than the routes, statuses and
+/// servers of any of these services, few enough to look through in a handful of compares.
+const SERIES_AT_HAND: usize = 32;
+
+/// The series of one family that this process records into, found by comparing label values.
+///
+/// prometheus-client's `Family` finds a series by hashing its whole label set (SipHash over
+/// every label's name and value) under a lock, after the caller has built that label set,
+/// allocations included: about 3 k instructions a recording, 5 % of what an order cost
+/// without telemetry (BENCHMARKS.md, twentieth round). A series handle is a shared reference
+/// to the family's own series, so recording into the one kept here is recording into the
+/// family. The first [`SERIES_AT_HAND`] series seen are kept; any others are found through
+/// the family each time, as before, so a label of many values costs no memory here.
+struct Series<K, M> {
+    at_hand: Mutex<Vec<(K, M)>>,
+}
+
+impl<K, M> Series<K, M> {
+    const fn new() -> Self {
+        Self {
+            at_hand: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `record` on the series `is_it` recognises, or on the one `found` gets from the
+    /// family (kept at hand while there is room).
+    fn record(
+        &self,
+        is_it: impl Fn(&K) -> bool,
+        found: impl FnOnce() -> (K, M),
+        record: impl FnOnce(&M),
+    ) {
+        // A panic while recording leaves a counter at worst: the list itself stays whole.
+        let mut at_hand = self.at_hand.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, series)) = at_hand.iter().find(|(key, _)| is_it(key)) {
+            record(series);
+            return;
+        }
+        let (key, series) = found();
+        record(&series);
+        if at_hand.len() < SERIES_AT_HAND {
+            at_hand.push((key, series));
+        }
+    }
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -99,6 +151,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         registry: Mutex::new(registry),
         server_duration,
         client_duration,
+        server_series: Series::new(),
+        client_series: Series::new(),
     }
 });
 
@@ -157,15 +211,18 @@ pub(crate) fn record_server_request(
     elapsed: Duration,
     span: Option<&SpanContext>,
 ) {
-    let labels = [
-        ("http_request_method", LabelValue::Fixed(method)),
-        ("http_route", LabelValue::Fixed(route)),
-        ("http_response_status_code", LabelValue::Status(status)),
-    ];
-    METRICS.server_duration.get_or_create(&labels).observe(
-        elapsed.as_secs_f64(),
-        exemplar_of(span),
-        None,
+    METRICS.server_series.record(
+        |&(s, m, r)| s == status && m == method && r == route,
+        || {
+            let labels = [
+                ("http_request_method", LabelValue::Fixed(method)),
+                ("http_route", LabelValue::Fixed(route)),
+                ("http_response_status_code", LabelValue::Status(status)),
+            ];
+            let series = METRICS.server_duration.get_or_create_owned(&labels);
+            ((status, method, route), series)
+        },
+        |series| series.observe(elapsed.as_secs_f64(), exemplar_of(span), None),
     );
 }
 
@@ -179,38 +236,54 @@ pub(crate) fn record_client_request(
     elapsed: Duration,
     span: Option<&SpanContext>,
 ) {
-    let labels = [
-        ("server_address", LabelValue::Owned(server.to_owned())),
-        ("http_request_method", LabelValue::Fixed(method)),
-        (
-            "http_response_status_code",
-            status.map_or(LabelValue::Fixed("error"), LabelValue::Status),
-        ),
-    ];
-    METRICS.client_duration.get_or_create(&labels).observe(
-        elapsed.as_secs_f64(),
-        exemplar_of(span),
-        None,
+    METRICS.client_series.record(
+        |(s, m, address)| *s == status && *m == method && **address == *server,
+        || {
+            let labels = [
+                ("server_address", LabelValue::Owned(server.to_owned())),
+                ("http_request_method", LabelValue::Fixed(method)),
+                (
+                    "http_response_status_code",
+                    status.map_or(LabelValue::Fixed("error"), LabelValue::Status),
+                ),
+            ];
+            let series = METRICS.client_duration.get_or_create_owned(&labels);
+            ((status, method, server.into()), series)
+        },
+        |series| series.observe(elapsed.as_secs_f64(), exemplar_of(span), None),
     );
 }
+
+type FloatCounter = Counter<f64, std::sync::atomic::AtomicU64>;
 
 /// A business counter with labels, such as `orders_total{outcome="created"}`.
 #[derive(Clone)]
 pub struct CounterVec {
-    family: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    family: Family<Labels, FloatCounter>,
     labels: &'static [&'static str],
+    /// By label values, in the order declared.
+    series: Arc<Series<Box<[Box<str>]>, FloatCounter>>,
 }
 
 impl CounterVec {
     /// Adds `amount` to the series with these label `values` (in the order declared).
     pub fn add(&self, values: &[&str], amount: f64) {
-        let labels = self
-            .labels
-            .iter()
-            .zip(values)
-            .map(|(k, v)| (*k, (*v).to_owned()))
-            .collect();
-        self.family.get_or_create(&labels).inc_by(amount);
+        self.series.record(
+            |known| known.iter().map(|v| &**v).eq(values.iter().copied()),
+            || {
+                let labels = self
+                    .labels
+                    .iter()
+                    .zip(values)
+                    .map(|(k, v)| (*k, (*v).to_owned()))
+                    .collect();
+                let series = self.family.get_or_create_owned(&labels);
+                (values.iter().map(|v| Box::from(*v)).collect(), series)
+            },
+            |series| {
+                series.inc_by(amount);
+            },
+        );
     }
 
     /// Adds one.
@@ -228,7 +301,11 @@ pub fn counter(
 ) -> CounterVec {
     let family = Family::default();
     register(name, help, family.clone());
-    CounterVec { family, labels }
+    CounterVec {
+        family,
+        labels,
+        series: Arc::new(Series::new()),
+    }
 }
 
 /// The OpenMetrics text of every metric of this process.
@@ -249,4 +326,95 @@ pub async fn metrics_handler() -> Response {
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{SERIES_AT_HAND, counter, record_client_request, record_server_request, render};
+
+    /// The value of the line of `text` that starts with `series` followed by a space.
+    fn value_of(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+    }
+
+    #[test]
+    fn every_series_counts_its_own_recordings_beyond_those_kept_at_hand() {
+        let kinds = SERIES_AT_HAND + 8;
+        let orders = counter("series_test_orders", "test", &["kind", "shop"]);
+        let kind_names: Vec<String> = (0..kinds).map(|k| format!("kind-{k}")).collect();
+        for round in 0..3 {
+            for (k, kind) in kind_names.iter().enumerate() {
+                // Series k gets k + 1 in each round; its twin in the other shop gets 1.
+                orders.add(&[kind, "north"], (k + 1) as f64);
+                if round == 0 {
+                    orders.inc(&[kind, "south"]);
+                }
+            }
+        }
+        // Series that differ in one label only: the status, the method, the route or server.
+        for status in 0..kinds as u16 {
+            for _ in 0..=status % 3 {
+                record_server_request("GET", "/series-test", 600 + status, Duration::ZERO, None);
+            }
+            record_server_request("PUT", "/series-test", 600 + status, Duration::ZERO, None);
+            record_server_request("GET", "/series-test/b", 600 + status, Duration::ZERO, None);
+            for (server, times) in [("series-test", 1), ("series-test-b", 2)] {
+                for _ in 0..times {
+                    record_client_request(server, "PUT", Some(600 + status), Duration::ZERO, None);
+                }
+            }
+            record_client_request(
+                "series-test",
+                "GET",
+                Some(600 + status),
+                Duration::ZERO,
+                None,
+            );
+        }
+        record_client_request("series-test", "PUT", None, Duration::ZERO, None);
+
+        let text = render();
+        for (k, kind) in kind_names.iter().enumerate() {
+            let north = format!("series_test_orders_total{{kind=\"{kind}\",shop=\"north\"}}");
+            assert_eq!(
+                value_of(&text, &north),
+                Some(3.0 * (k + 1) as f64),
+                "{north}"
+            );
+            let south = format!("series_test_orders_total{{kind=\"{kind}\",shop=\"south\"}}");
+            assert_eq!(value_of(&text, &south), Some(1.0), "{south}");
+        }
+        let server = |method: &str, route: &str, status: u16| {
+            format!(
+                "http_server_request_duration_seconds_count{{http_request_method=\"{method}\",http_route=\"{route}\",http_response_status_code=\"{status}\"}}"
+            )
+        };
+        let client = |address: &str, method: &str, status: u16| {
+            format!(
+                "http_client_request_duration_seconds_count{{server_address=\"{address}\",http_request_method=\"{method}\",http_response_status_code=\"{status}\"}}"
+            )
+        };
+        for status in (0..kinds as u16).map(|s| 600 + s) {
+            let expected = [
+                (
+                    server("GET", "/series-test", status),
+                    f64::from((status - 600) % 3 + 1),
+                ),
+                (server("PUT", "/series-test", status), 1.0),
+                (server("GET", "/series-test/b", status), 1.0),
+                (client("series-test", "PUT", status), 1.0),
+                (client("series-test-b", "PUT", status), 2.0),
+                (client("series-test", "GET", status), 1.0),
+            ];
+            for (series, count) in expected {
+                assert_eq!(value_of(&text, &series), Some(count), "{series}");
+            }
+        }
+        let failed = "http_client_request_duration_seconds_count{server_address=\"series-test\",http_request_method=\"PUT\",http_response_status_code=\"error\"}";
+        assert_eq!(value_of(&text, failed), Some(1.0));
+    }
 }
