@@ -3,12 +3,13 @@
 //! it was written in, then the event's own fields (`message` among them) in the order they
 //! were recorded.
 //!
-//! The line is written straight into the `fmt` layer's buffer. json-subscriber, used before,
-//! built a `serde_json::Value` of every field, sorted them into a map and serialized that: a
-//! line cost about 26 k instructions in all (the OTLP record included), 14 k once written here,
-//! and 11.8 k (6.0 k without telemetry) since its timestamp is humantime's and its span's ids
-//! are looked up once for both sinks; inventory-service writes two an order, with or without
-//! telemetry (BENCHMARKS.md, tenth and twelfth rounds).
+//! The line is written here, into a `String` of the thread's, and handed to the `fmt` layer
+//! whole. json-subscriber, used before, built a `serde_json::Value` of every field, sorted them
+//! into a map and serialized that: a line cost about 26 k instructions in all (the OTLP record
+//! included), 14 k once written here, and 11.8 k since its timestamp is humantime's and its
+//! span's ids are looked up once for both sinks (BENCHMARKS.md, tenth and twelfth rounds).
+//! Written to stdout alone, 5.2 k before the twentieth round's table escape and one-piece
+//! hand-over, 3.5 k since. An order writes five, with or without telemetry.
 
 use std::{
     cell::RefCell,
