@@ -40,6 +40,9 @@ const LINE_KEYS: [&str; 6] = [
     "span_id",
 ];
 
+/// The longest line whose buffer a thread keeps for the next one.
+const KEPT_LINE_BYTES: usize = 16 * 1024;
+
 /// The format of a log line. See the module's documentation.
 pub(crate) struct JsonLine {
     /// The service's name, already a JSON string.
@@ -75,7 +78,12 @@ where
             Ok(mut line) => {
                 line.clear();
                 self.write_line(&mut line, event)?;
-                w.write_str(&line)
+                let written = w.write_str(&line);
+                // One line of a megabyte (a long error chain) is not kept for the thread's life.
+                if line.capacity() > KEPT_LINE_BYTES {
+                    *line = String::new();
+                }
+                written
             }
             // Not reached through tracing, which calls no subscriber from inside one
             // (tracing-core's `dispatcher::get_default`); a line is never lost or a panic
@@ -266,10 +274,10 @@ fn push_escaped(line: &mut String, s: &str) {
         line.push_str(&s[plain..i]);
         line.push('\\');
         if escape == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let digit = |nibble: u8| char::from(crate::ids::DIGITS[usize::from(nibble)]);
             line.push_str("u00");
-            line.push(char::from(HEX[usize::from(byte >> 4)]));
-            line.push(char::from(HEX[usize::from(byte & 0xf)]));
+            line.push(digit(byte >> 4));
+            line.push(digit(byte & 0xf));
         } else {
             line.push(char::from(escape));
         }
