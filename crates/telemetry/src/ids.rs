@@ -24,7 +24,7 @@ impl<const N: usize> Hex<N> {
 }
 
 /// The lowercase hex digits, by value.
-pub(crate) const DIGITS: &[u8; 16] = b"0123456789abcdef";
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// The two lowercase hex digits of every byte.
 static DIGIT_PAIRS: [[u8; 2]; 256] = {

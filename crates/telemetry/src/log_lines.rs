@@ -74,25 +74,24 @@ where
         thread_local! {
             static LINE: RefCell<String> = const { RefCell::new(String::new()) };
         }
-        LINE.with(|line| match line.try_borrow_mut() {
-            Ok(mut line) => {
-                line.clear();
-                self.write_line(&mut line, event)?;
-                let written = w.write_str(&line);
-                // One line of a megabyte (a long error chain) is not kept for the thread's life.
-                if line.capacity() > KEPT_LINE_BYTES {
-                    *line = String::new();
-                }
-                written
+        LINE.with(|kept| {
+            // A `String` of its own if the thread's is in use: not reached through tracing,
+            // which calls no subscriber from inside one (tracing-core's
+            // `dispatcher::get_default`), but a line is never lost or a panic raised for it.
+            let mut own = String::new();
+            let mut kept = kept.try_borrow_mut();
+            let line = match &mut kept {
+                Ok(kept) => &mut **kept,
+                Err(_) => &mut own,
+            };
+            line.clear();
+            self.write_line(line, event)?;
+            let written = w.write_str(line);
+            // One line of a megabyte (a long error chain) is not kept for the thread's life.
+            if line.capacity() > KEPT_LINE_BYTES {
+                *line = String::new();
             }
-            // Not reached through tracing, which calls no subscriber from inside one
-            // (tracing-core's `dispatcher::get_default`); a line is never lost or a panic
-            // raised for it all the same.
-            Err(_) => {
-                let mut line = String::new();
-                self.write_line(&mut line, event)?;
-                w.write_str(&line)
-            }
+            written
         })
     }
 }
@@ -274,16 +273,22 @@ fn push_escaped(line: &mut String, s: &str) {
         line.push_str(&s[plain..i]);
         line.push('\\');
         if escape == b'u' {
-            let digit = |nibble: u8| char::from(crate::ids::DIGITS[usize::from(nibble)]);
-            line.push_str("u00");
-            line.push(digit(byte >> 4));
-            line.push(digit(byte & 0xf));
+            push_unicode_escape(line, byte);
         } else {
             line.push(char::from(escape));
         }
         plain = i + 1;
     }
     line.push_str(&s[plain..]);
+}
+
+/// `u00XX` for a control character that has no escape of its own. Out of the loop above and
+/// cold: inlined, it made every line's escape loop slower (about 100 instructions a line).
+#[cold]
+fn push_unicode_escape(line: &mut String, byte: u8) {
+    let mut digits = *b"u00xx";
+    crate::ids::write_hex(&[byte], &mut digits[3..]);
+    line.push_str(std::str::from_utf8(&digits).unwrap_or_default());
 }
 
 /// A `fmt::Write` that escapes what it is given, for values that arrive as `Display` or
