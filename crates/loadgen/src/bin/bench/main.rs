@@ -91,6 +91,12 @@ struct Args {
     /// alone pairs no telemetry with its twin, the check that pairing itself adds nothing.
     #[arg(long, conflicts_with = "instructions")]
     paired: bool,
+    /// With `--paired`, each row's twin is the same row run from the binaries in DIR (another
+    /// build's `target/release`, copied aside) instead of no telemetry: two builds compared
+    /// at the same time, so that what the machine does between two runs leaves their
+    /// difference. Prints each row's CPU an order against its twin's, in percent.
+    #[arg(long, value_name = "DIR", requires = "paired")]
+    twin_binaries: Option<PathBuf>,
 }
 
 /// The rows of the tables, in the order they run and print.
@@ -177,6 +183,38 @@ enum Binaries {
     Bare,
 }
 
+impl Binaries {
+    /// The programs started, one for each entry of [`SERVICES`] (`bare-hops` four times).
+    fn programs(self) -> [&'static str; 4] {
+        match self {
+            Binaries::Services => SERVICES,
+            Binaries::Bare => ["bare-hops"; 4],
+        }
+    }
+}
+
+/// The directory `bench` itself was started from, where `cargo build` put the binaries it runs.
+fn own_binaries() -> Result<PathBuf, String> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(PathBuf::from))
+        .ok_or_else(|| "cannot find the binaries' directory".to_owned())
+}
+
+/// The first program of `configurations` missing from `dir`, as a one-line message.
+fn missing_program(dir: &std::path::Path, configurations: &[Configuration]) -> Option<String> {
+    configurations
+        .iter()
+        .flat_map(|(_, binaries, _)| binaries.programs())
+        .find(|program| !dir.join(program).is_file())
+        .map(|program| {
+            format!(
+                "--twin-binaries {}: no {program} there (copy a release build's binaries into it)",
+                dir.display()
+            )
+        })
+}
+
 /// A row of the tables: its name, what runs, and the environment added.
 type Configuration = (&'static str, Binaries, Vec<(&'static str, String)>);
 
@@ -207,18 +245,22 @@ impl Services {
         env: &[(&str, String)],
         callgrind_dir: Option<&std::path::Path>,
     ) -> Result<Self, String> {
-        let dir = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(PathBuf::from))
-            .ok_or("cannot find the binaries' directory")?;
+        Self::start_from(&own_binaries()?, binaries, env, callgrind_dir).await
+    }
+
+    /// [`Services::start_under`], the programs taken from `dir`.
+    async fn start_from(
+        dir: &std::path::Path,
+        binaries: Binaries,
+        env: &[(&str, String)],
+        callgrind_dir: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
         let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
         let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
         let mut children = Vec::new();
-        for (i, name) in SERVICES.iter().enumerate() {
-            let (binary, role) = match binaries {
-                Binaries::Services => (dir.join(name), None),
-                Binaries::Bare => (dir.join("bare-hops"), Some(BARE_ROLES[i])),
-            };
+        for (i, (name, program)) in SERVICES.iter().zip(binaries.programs()).enumerate() {
+            let binary = dir.join(program);
+            let role = (binaries == Binaries::Bare).then_some(BARE_ROLES[i]);
             let mut command = match callgrind_dir {
                 None => Command::new(&binary),
                 Some(out) => instructions::under_callgrind(&binary, &out.join(name)),
@@ -430,49 +472,55 @@ async fn throughput(
     load: Load,
     seconds: f64,
 ) -> Result<Measured, String> {
-    let services = start_for(binaries, env, load).await?;
+    let services = start_for(None, binaries, env, load).await?;
     let measured = measure(name, &services, load, seconds).await;
     services.stop();
     measured
 }
 
-/// `binaries` started with `env`, at `load`'s simulated latency.
+/// `binaries` started with `env`, at `load`'s simulated latency, from `dir` if given (else
+/// from `bench`'s own directory).
 async fn start_for(
+    dir: Option<&std::path::Path>,
     binaries: Binaries,
     env: &[(&str, String)],
     load: Load,
 ) -> Result<Services, String> {
     let mut env = env.to_vec();
     env.push(("INVENTORY_LOOKUP_SCALE", load.lookup_scale.into()));
-    Services::start(binaries, &env).await
+    match dir {
+        Some(dir) => Services::start_from(dir, binaries, &env, None).await,
+        None => Services::start(binaries, &env).await,
+    }
 }
 
 /// How long a run is loaded before it is measured: connections made, allocators warm.
 const WARM_UP: Duration = Duration::from_secs(2);
 
-/// `configuration` and a no-telemetry `twin`, both started, then loaded at the same time: each
-/// one's CPU is measured while the machine does the same to the other, so what its other
-/// tenants and its clock do between two runs leaves their difference (on this machine, tens of
-/// percent of CPU an order over an hour). The twin is started and polled first when
-/// `twin_first` (every other round), so that neither side keeps whatever going first brings.
-/// Returns the configuration's figures, then the twin's.
+/// `configuration` and a `twin` (no telemetry, or the same row from `twin_dir`'s binaries),
+/// both started, then loaded at the same time: each one's CPU is measured while the machine
+/// does the same to the other, so what its other tenants and its clock do between two runs
+/// leaves their difference (on this machine, tens of percent of CPU an order over an hour).
+/// The twin is started and polled first when `twin_first` (every other round), so that
+/// neither side keeps whatever going first brings. Returns the configuration's figures, then
+/// the twin's.
 async fn paired(
     configuration: &Configuration,
-    twin: &Configuration,
+    (twin, twin_dir): (&Configuration, Option<&std::path::Path>),
     load: Load,
     seconds: f64,
     twin_first: bool,
 ) -> Result<(Measured, Measured), String> {
     let (first, second) = if twin_first {
-        (twin, configuration)
+        ((twin, twin_dir), (configuration, None))
     } else {
-        (configuration, twin)
+        ((configuration, None), (twin, twin_dir))
     };
-    let first_services = start_for(first.1, &first.2, load).await?;
-    let second_services = start_for(second.1, &second.2, load).await?;
+    let first_services = start_for(first.1, first.0.1, &first.0.2, load).await?;
+    let second_services = start_for(second.1, second.0.1, &second.0.2, load).await?;
     let (first_measured, second_measured) = tokio::join!(
-        measure(first.0, &first_services, load, seconds),
-        measure(second.0, &second_services, load, seconds)
+        measure(first.0.0, &first_services, load, seconds),
+        measure(second.0.0, &second_services, load, seconds)
     );
     // Stopped once both runs are over: `stop` waits, and would hold up the other run.
     first_services.stop();
@@ -628,16 +676,34 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
 /// The CPU added per span by the runs of `row` against those of `base`, paired by round:
 /// the median of the rounds' differences and, with more than one round, their middle half.
 fn per_span(row: &[Measured], base: &[Measured]) -> String {
-    let mut added: Vec<f64> = row
-        .iter()
-        .zip(base)
-        .map(|(r, b)| (r.cpu_ms_per_order - b.cpu_ms_per_order) * 1000.0 / SPANS_PER_ORDER as f64)
-        .collect();
-    added.sort_by(f64::total_cmp);
-    // The middle half of the rounds (with three: all of them) says how far the median can be
-    // trusted; the extremes of many rounds are the machine's.
-    let n = added.len();
-    let (median, low, high) = (added[n / 2], added[n / 4], added[(3 * n) / 4]);
+    median_and_middle_half(
+        row.iter()
+            .zip(base)
+            .map(|(r, b)| {
+                (r.cpu_ms_per_order - b.cpu_ms_per_order) * 1000.0 / SPANS_PER_ORDER as f64
+            })
+            .collect(),
+    )
+}
+
+/// How much more CPU an order the runs of `row` took than those of `twin`, in percent, paired
+/// by round: the median and the middle half, as [`per_span`].
+fn against_twin(row: &[Measured], twin: &[Measured]) -> String {
+    median_and_middle_half(
+        row.iter()
+            .zip(twin)
+            .map(|(r, t)| (r.cpu_ms_per_order / t.cpu_ms_per_order - 1.0) * 100.0)
+            .collect(),
+    )
+}
+
+/// The median of `values` and, with more than one, their middle half (with three: all of
+/// them), which says how far the median can be trusted; the extremes of many rounds are the
+/// machine's.
+fn median_and_middle_half(mut values: Vec<f64>) -> String {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let (median, low, high) = (values[n / 2], values[n / 4], values[(3 * n) / 4]);
     if n > 1 {
         format!("{median:.1} ({low:.1}–{high:.1})")
     } else {
@@ -645,38 +711,57 @@ fn per_span(row: &[Measured], base: &[Measured]) -> String {
     }
 }
 
-/// `--paired` at `load`: every row measured per span, each round at the same time as a
-/// no-telemetry twin (the rows taken in turn within a round); prints each row's and its twins'
-/// median CPU an order and the µs a span.
+/// `--paired` at `load`: each round, every row at the same time as its twin (the rows taken
+/// in turn within a round); prints each row's and its twins' median CPU an order. The twin is
+/// no telemetry, and the last column the µs a span; with `--twin-binaries`, the same row from
+/// the other build, and the last column the percent of CPU an order more than the twin's.
 async fn paired_table(
     configurations: &[Configuration],
     load: Load,
     args: &Args,
 ) -> Result<(), String> {
-    let Some(baseline) = configurations
+    let baseline = configurations
         .iter()
-        .find(|(name, _, _)| *name == Row::NoTelemetry.name())
-    else {
-        return Ok(());
-    };
-    // No telemetry against its twin only when asked for by name: the check that pairing
-    // itself adds nothing (a difference of about 0).
+        .find(|(name, _, _)| *name == Row::NoTelemetry.name());
+    let twin_dir = args.twin_binaries.as_deref();
     let measured: Vec<&Configuration> = configurations
         .iter()
-        .filter(|(name, binaries, _)| {
-            *binaries == Binaries::Services
-                && (*name != Row::NoTelemetry.name() || args.rows.contains(&Row::NoTelemetry))
+        .filter(|(name, binaries, _)| match twin_dir {
+            // Each row asked for against itself; not the baseline `selected` adds.
+            Some(_) => args.rows.is_empty() || args.rows.iter().any(|row| row.name() == *name),
+            // No telemetry against its twin only when asked for by name: the check that
+            // pairing itself adds nothing (a difference of about 0).
+            None => {
+                *binaries == Binaries::Services
+                    && (*name != Row::NoTelemetry.name() || args.rows.contains(&Row::NoTelemetry))
+            }
         })
         .collect();
+    let twin_of = |configuration| match (twin_dir, baseline) {
+        (Some(dir), _) => Some((configuration, Some(dir))),
+        (None, baseline) => baseline.map(|baseline| (baseline, None)),
+    };
     println!(
         "{:<22} {:>9} {:>11} {:>16} {:>16} {:>7}",
-        "configuration", "orders/s", "CPU ms/ord", "twin CPU ms/ord", "µs/span", "errors"
+        "configuration",
+        "orders/s",
+        "CPU ms/ord",
+        "twin CPU ms/ord",
+        if twin_dir.is_some() {
+            "vs twin %"
+        } else {
+            "µs/span"
+        },
+        "errors"
     );
     let mut runs: Vec<(Vec<Measured>, Vec<Measured>)> =
         measured.iter().map(|_| (Vec::new(), Vec::new())).collect();
     for round in 0..args.rounds {
         for (configuration, (rows, twins)) in measured.iter().zip(&mut runs) {
-            let (row, twin) = paired(configuration, baseline, load, args.seconds, round % 2 == 1)
+            let Some(twin) = twin_of(configuration) else {
+                return Ok(());
+            };
+            let (row, twin) = paired(configuration, twin, load, args.seconds, round % 2 == 1)
                 .await
                 .map_err(|e| format!("{}: {e}", configuration.0))?;
             rows.push(row);
@@ -691,7 +776,11 @@ async fn paired_table(
             m.throughput,
             m.cpu_ms_per_order,
             twin.cpu_ms_per_order,
-            per_span(rows, twins),
+            if twin_dir.is_some() {
+                against_twin(rows, twins)
+            } else {
+                per_span(rows, twins)
+            },
             m.errors + twin.errors
         );
     }
@@ -751,6 +840,14 @@ async fn bench(args: Args) -> ExitCode {
         env.push(("TOKIO_WORKER_THREADS", args.worker_threads.to_string()));
     }
     let configurations = selected(configurations, &args.rows);
+    if let Some(message) = args
+        .twin_binaries
+        .as_deref()
+        .and_then(|dir| missing_program(dir, &configurations))
+    {
+        eprintln!("bench: {message}");
+        return ExitCode::from(2);
+    }
     if args.instructions {
         return instructions::run_all(
             &configurations,
@@ -765,7 +862,12 @@ async fn bench(args: Args) -> ExitCode {
         "bench: {cores} cores, {} worker thread(s) in each of the four processes (TOKIO_WORKER_THREADS); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry, with the middle half of those differences: 25th–75th percentile, with three rounds lowest–highest); fast orders (quantity 2); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp)\n",
         args.worker_threads, args.seconds, args.rounds
     );
-    if args.paired {
+    if let Some(dir) = &args.twin_binaries {
+        println!(
+            "--paired --twin-binaries {}: each row runs at the same time as a twin, the same row run from that directory's binaries (two sets of four processes, each at the load: the machine twice as busy); CPU ms/ord and twin CPU ms/ord are the medians of each side, vs twin % the median of the rounds' CPU an order against the twin's, in percent, with their middle half; the twin starts first in every other round\n",
+            dir.display()
+        );
+    } else if args.paired {
         println!(
             "--paired: each row runs at the same time as a no-telemetry twin (two sets of four processes, each at the load: the machine twice as busy); CPU ms/ord and twin CPU ms/ord are the medians of each side, µs/span the median of the rounds' differences with their middle half; the twin starts first in every other round\n"
         );

@@ -1,0 +1,144 @@
+//! `bench --paired --twin-binaries DIR`: two builds compared at the same time. Each row's twin
+//! is the same row started from DIR's programs; a DIR without them is one line and exit 2.
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use system_tests::run_program_to_exit;
+
+/// A fresh, empty directory of this test's own.
+fn empty_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
+
+/// The quickest rows `bench` can pair: the bare chain, one round of one second at saturation.
+const BARE_ONCE: [&str; 10] = [
+    "--paired",
+    "--rows",
+    "bare",
+    "--loads",
+    "saturation",
+    "--rounds",
+    "1",
+    "--seconds",
+    "1",
+    "--sustained-seconds",
+];
+
+#[test]
+fn a_twin_directory_without_the_programs_is_one_line_and_exit_two() {
+    let dir = empty_dir("no-programs");
+    let dir_arg = dir.display().to_string();
+    let mut args = BARE_ONCE.to_vec();
+    args.extend(["0", "--twin-binaries", &dir_arg]);
+    let (code, stderr) = run_program_to_exit(
+        Path::new(env!("CARGO_BIN_EXE_bench")),
+        &args,
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no bare-hops there"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn twin_binaries_without_paired_are_refused() {
+    let (code, stderr) = run_program_to_exit(
+        Path::new(env!("CARGO_BIN_EXE_bench")),
+        &["--twin-binaries", "/tmp", "--sustained-seconds", "0"],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--paired"), "{stderr}");
+}
+
+#[test]
+fn each_row_runs_against_its_twin_started_from_the_other_directory() {
+    // The other "build": a bare-hops that notes each start, then becomes the real one (same
+    // process, so `bench` measures it).
+    let dir = empty_dir("twin");
+    let wrapper = dir.join("bare-hops");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+            dir.join("started").display(),
+            env!("CARGO_BIN_EXE_bare-hops")
+        ),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .expect("make the wrapper executable");
+
+    let dir_arg = dir.display().to_string();
+    let mut args = BARE_ONCE.to_vec();
+    args.extend(["0", "--twin-binaries", &dir_arg]);
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(&args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bench");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while bench.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = bench.kill();
+            panic!("bench did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = bench.wait_with_output().expect("bench's output");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+
+    // The twin's four processes, and only they, came from the other directory.
+    let started = std::fs::read_to_string(dir.join("started")).unwrap_or_default();
+    let mut roles: Vec<&str> = started.lines().collect();
+    roles.sort_unstable();
+    assert_eq!(
+        roles,
+        ["inventory", "notification", "order", "payment"],
+        "{stdout}"
+    );
+
+    // The row, against its twin, in percent: orders/s, both CPU figures, the percent, errors.
+    assert!(stdout.contains("vs twin %"), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|line| line.starts_with("bare axum hops"))
+        .unwrap_or_else(|| panic!("no row for the bare chain:\n{stdout}"));
+    let figures: Vec<f64> = row["bare axum hops".len()..]
+        .split_whitespace()
+        .map(|figure| figure.parse().unwrap_or(f64::NAN))
+        .collect();
+    assert_eq!(figures.len(), 5, "{row}");
+    let [orders_per_second, cpu, twin_cpu, percent, errors] = figures[..] else {
+        unreachable!()
+    };
+    assert!(orders_per_second > 0.0, "{row}");
+    assert!(cpu > 0.0 && twin_cpu > 0.0, "{row}");
+    // One round: the percent is the two figures' own, which are printed to 0.0005 ms.
+    let expected = (cpu / twin_cpu - 1.0) * 100.0;
+    let rounding = 100.0 * 0.0005 / twin_cpu * (1.0 + cpu / twin_cpu) + 0.05;
+    assert!(
+        (percent - expected).abs() <= rounding,
+        "{row}: {percent} % is not {cpu} against {twin_cpu}"
+    );
+    assert_eq!(errors, 0.0, "{row}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
