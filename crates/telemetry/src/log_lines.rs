@@ -357,6 +357,43 @@ mod tests {
             .collect()
     }
 
+    /// Each character as JSON writes it inside a string, one at a time: what `push_escaped`,
+    /// which copies the runs that need no escape whole, must agree with.
+    fn escaped_one_by_one(s: &str) -> String {
+        s.chars()
+            .map(|c| match c {
+                '"' => "\\\"".to_owned(),
+                '\\' => "\\\\".to_owned(),
+                '\n' => "\\n".to_owned(),
+                '\r' => "\\r".to_owned(),
+                '\t' => "\\t".to_owned(),
+                c if u32::from(c) < 0x20 => format!("\\u{:04x}", u32::from(c)),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_character_is_escaped_as_json_wherever_it_falls_in_a_string() {
+        // Every ASCII character and a few of two, three and four bytes, first, last and
+        // everywhere between, in runs of every length up to 26.
+        let odd_ones = ['é', '€', '😀', '\u{7f}'];
+        let characters = (0..0x80u8).map(char::from).chain(odd_ones);
+        for c in characters {
+            for at in 0..27 {
+                let mut s: String = "abcdefghijklmnopqrstuvwxyz0".chars().take(at).collect();
+                s.push(c);
+                s.push_str("tail");
+                let mut escaped = String::new();
+                super::push_escaped(&mut escaped, &s);
+                assert_eq!(escaped, escaped_one_by_one(&s), "{c:?} at {at}");
+                let decoded: String = serde_json::from_str(&format!("\"{escaped}\""))
+                    .unwrap_or_else(|e| panic!("{c:?} at {at}: {e}: {escaped}"));
+                assert_eq!(decoded, s);
+            }
+        }
+    }
+
     #[test]
     fn a_line_is_one_json_object_with_the_event_fields_typed_and_escaped() {
         let error = io::Error::other("disk \"full\"");
