@@ -4,11 +4,10 @@
 use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use system_tests::run_program_to_exit;
+use system_tests::{run_program_for_output, run_program_to_exit};
 
 /// A fresh, empty directory of this test's own.
 fn empty_dir(name: &str) -> PathBuf {
@@ -19,7 +18,7 @@ fn empty_dir(name: &str) -> PathBuf {
 }
 
 /// The quickest rows `bench` can pair: the bare chain, one round of one second at saturation.
-const BARE_ONCE: [&str; 10] = [
+const BARE_ONCE: [&str; 11] = [
     "--paired",
     "--rows",
     "bare",
@@ -30,6 +29,7 @@ const BARE_ONCE: [&str; 10] = [
     "--seconds",
     "1",
     "--sustained-seconds",
+    "0",
 ];
 
 #[test]
@@ -37,7 +37,7 @@ fn a_twin_directory_without_the_programs_is_one_line_and_exit_two() {
     let dir = empty_dir("no-programs");
     let dir_arg = dir.display().to_string();
     let mut args = BARE_ONCE.to_vec();
-    args.extend(["0", "--twin-binaries", &dir_arg]);
+    args.extend(["--twin-binaries", &dir_arg]);
     let (code, stderr) = run_program_to_exit(
         Path::new(env!("CARGO_BIN_EXE_bench")),
         &args,
@@ -82,29 +82,14 @@ fn each_row_runs_against_its_twin_started_from_the_other_directory() {
 
     let dir_arg = dir.display().to_string();
     let mut args = BARE_ONCE.to_vec();
-    args.extend(["0", "--twin-binaries", &dir_arg]);
-    let mut bench = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(&args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bench");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while bench.try_wait().ok().flatten().is_none() {
-        if Instant::now() > deadline {
-            let _ = bench.kill();
-            panic!("bench did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = bench.wait_with_output().expect("bench's output");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
+    args.extend(["--twin-binaries", &dir_arg]);
+    let (code, stdout, stderr) = run_program_for_output(
+        Path::new(env!("CARGO_BIN_EXE_bench")),
+        &args,
+        &[],
+        Duration::from_secs(120),
     );
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
 
     // The twin's four processes, and only they, came from the other directory.
     let started = std::fs::read_to_string(dir.join("started")).unwrap_or_default();

@@ -22,7 +22,10 @@ mod system;
 mod tree;
 
 pub use binaries::binary_path;
-pub use process::{ServiceProcess, free_port, rss_bytes_of, run_program_to_exit, run_to_exit};
+pub use process::{
+    ServiceProcess, free_port, rss_bytes_of, run_program_for_output, run_program_to_exit,
+    run_to_exit,
+};
 pub use system::{OrderAnswer, Otlp, Service, System, SystemBuilder, send};
 pub use trace_store::{AttributeValue, SpanKind, SpanStatus, StoredSpan, TraceStore};
 pub use tree::render_tree;

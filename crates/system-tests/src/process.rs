@@ -203,29 +203,58 @@ pub fn run_program_to_exit(
     env: &[(&str, &str)],
     timeout: Duration,
 ) -> (Option<i32>, String) {
+    let (code, _stdout, stderr) = run_program_for_output(program, args, env, timeout);
+    (code, stderr)
+}
+
+/// [`run_program_to_exit`], with what the program wrote to stdout too: its exit status,
+/// stdout and stderr. Both are read as they are written, so that a program that writes more
+/// than a pipe holds is not stopped on it. Panics if the program runs past `timeout`.
+pub fn run_program_for_output(
+    program: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> (Option<i32>, String, String) {
     let name = program.display();
     let mut child = Command::new(program)
         .args(args)
         .env_remove("RUST_LOG")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
     let deadline = Instant::now() + timeout;
-    while child.try_wait().ok().flatten().is_none() {
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("{name} did not exit within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("collect output");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    };
+    let text = |reader: std::thread::JoinHandle<String>| reader.join().unwrap_or_default();
+    (status.code(), text(stdout), text(stderr))
+}
+
+/// All that `pipe` gives until it is closed, read on a thread of its own, as text.
+fn read_in_background(
+    pipe: Option<impl std::io::Read + Send + 'static>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut text);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    })
 }
 
 /// Resident memory of process `pid` (this test's own: `std::process::id()`), in bytes, from
