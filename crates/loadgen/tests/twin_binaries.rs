@@ -1,21 +1,9 @@
 //! `bench --paired --twin-binaries DIR`: two builds compared at the same time. Each row's twin
 //! is the same row started from DIR's programs; a DIR without them is one line and exit 2.
 
-use std::{
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
 use system_tests::{run_program_for_output, run_program_to_exit};
-
-/// A fresh, empty directory of this test's own.
-fn empty_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
-}
 
 /// The quickest rows `bench` can pair: the bare chain, one round of one second at saturation.
 const BARE_ONCE: [&str; 11] = [
@@ -34,8 +22,8 @@ const BARE_ONCE: [&str; 11] = [
 
 #[test]
 fn a_twin_directory_without_the_programs_is_one_line_and_exit_two() {
-    let dir = empty_dir("no-programs");
-    let dir_arg = dir.display().to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir_arg = dir.path().display().to_string();
     let mut args = BARE_ONCE.to_vec();
     args.extend(["--twin-binaries", &dir_arg]);
     let (code, stderr) = run_program_to_exit(
@@ -47,7 +35,6 @@ fn a_twin_directory_without_the_programs_is_one_line_and_exit_two() {
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("no bare-hops there"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -66,13 +53,13 @@ fn twin_binaries_without_paired_are_refused() {
 fn each_row_runs_against_its_twin_started_from_the_other_directory() {
     // The other "build": a bare-hops that notes each start, then becomes the real one (same
     // process, so `bench` measures it).
-    let dir = empty_dir("twin");
-    let wrapper = dir.join("bare-hops");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wrapper = dir.path().join("bare-hops");
     std::fs::write(
         &wrapper,
         format!(
             "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
-            dir.join("started").display(),
+            dir.path().join("started").display(),
             env!("CARGO_BIN_EXE_bare-hops")
         ),
     )
@@ -80,7 +67,7 @@ fn each_row_runs_against_its_twin_started_from_the_other_directory() {
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
         .expect("make the wrapper executable");
 
-    let dir_arg = dir.display().to_string();
+    let dir_arg = dir.path().display().to_string();
     let mut args = BARE_ONCE.to_vec();
     args.extend(["--twin-binaries", &dir_arg]);
     let (code, stdout, stderr) = run_program_for_output(
@@ -92,7 +79,7 @@ fn each_row_runs_against_its_twin_started_from_the_other_directory() {
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
 
     // The twin's four processes, and only they, came from the other directory.
-    let started = std::fs::read_to_string(dir.join("started")).unwrap_or_default();
+    let started = std::fs::read_to_string(dir.path().join("started")).unwrap_or_default();
     let mut roles: Vec<&str> = started.lines().collect();
     roles.sort_unstable();
     assert_eq!(
@@ -125,5 +112,4 @@ fn each_row_runs_against_its_twin_started_from_the_other_directory() {
         "{row}: {percent} % is not {cpu} against {twin_cpu}"
     );
     assert_eq!(errors, 0.0, "{row}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -511,16 +511,16 @@ async fn paired(
     seconds: f64,
     twin_first: bool,
 ) -> Result<(Measured, Measured), String> {
-    let (first, second) = if twin_first {
+    let ((first, first_dir), (second, second_dir)) = if twin_first {
         ((twin, twin_dir), (configuration, None))
     } else {
         ((configuration, None), (twin, twin_dir))
     };
-    let first_services = start_for(first.1, first.0.1, &first.0.2, load).await?;
-    let second_services = start_for(second.1, second.0.1, &second.0.2, load).await?;
+    let first_services = start_for(first_dir, first.1, &first.2, load).await?;
+    let second_services = start_for(second_dir, second.1, &second.2, load).await?;
     let (first_measured, second_measured) = tokio::join!(
-        measure(first.0.0, &first_services, load, seconds),
-        measure(second.0.0, &second_services, load, seconds)
+        measure(first.0, &first_services, load, seconds),
+        measure(second.0, &second_services, load, seconds)
     );
     // Stopped once both runs are over: `stop` waits, and would hold up the other run.
     first_services.stop();
@@ -724,7 +724,8 @@ async fn paired_table(
         .iter()
         .find(|(name, _, _)| *name == Row::NoTelemetry.name());
     let twin_dir = args.twin_binaries.as_deref();
-    let measured: Vec<&Configuration> = configurations
+    // Each row measured, with its twin and the twin's directory.
+    let pairs: Vec<_> = configurations
         .iter()
         .filter(|(name, binaries, _)| match twin_dir {
             // Each row asked for against itself; not the baseline `selected` adds.
@@ -736,11 +737,14 @@ async fn paired_table(
                     && (*name != Row::NoTelemetry.name() || args.rows.contains(&Row::NoTelemetry))
             }
         })
+        .filter_map(|configuration| match (twin_dir, baseline) {
+            (Some(dir), _) => Some((configuration, (configuration, Some(dir)))),
+            (None, baseline) => Some((configuration, (baseline?, None))),
+        })
         .collect();
-    let twin_of = |configuration| match (twin_dir, baseline) {
-        (Some(dir), _) => Some((configuration, Some(dir))),
-        (None, baseline) => baseline.map(|baseline| (baseline, None)),
-    };
+    if pairs.is_empty() {
+        return Ok(());
+    }
     println!(
         "{:<22} {:>9} {:>11} {:>16} {:>16} {:>7}",
         "configuration",
@@ -755,12 +759,9 @@ async fn paired_table(
         "errors"
     );
     let mut runs: Vec<(Vec<Measured>, Vec<Measured>)> =
-        measured.iter().map(|_| (Vec::new(), Vec::new())).collect();
+        pairs.iter().map(|_| (Vec::new(), Vec::new())).collect();
     for round in 0..args.rounds {
-        for (configuration, (rows, twins)) in measured.iter().zip(&mut runs) {
-            let Some(twin) = twin_of(configuration) else {
-                return Ok(());
-            };
+        for (&(configuration, twin), (rows, twins)) in pairs.iter().zip(&mut runs) {
             let (row, twin) = paired(configuration, twin, load, args.seconds, round % 2 == 1)
                 .await
                 .map_err(|e| format!("{}: {e}", configuration.0))?;
