@@ -259,7 +259,7 @@ impl StockBook {
         level.available -= quantity;
         level.held += quantity;
         let available = level.available;
-        let id = Uuid::new_v4();
+        let id = service_kit::id::new_id();
         let key = key.map(Arc::<str>::from);
         let reservation = Reservation {
             item: Arc::clone(name),
@@ -487,7 +487,7 @@ mod tests {
     fn nothing_adds_units_that_were_not_reserved() {
         let book = book(10);
         assert_eq!(
-            book.release("pen", &Uuid::new_v4().to_string())
+            book.release("pen", &service_kit::id::new_id().to_string())
                 .map(|e| e.record),
             Err(StockError::UnknownReservation)
         );

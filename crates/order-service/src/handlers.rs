@@ -173,7 +173,7 @@ async fn run_order(state: &AppState, order: CreateOrder, key: Option<String>) ->
 
 /// Runs a new order (with a new id) and turns its outcome into a storable answer.
 async fn place(state: &AppState, order: CreateOrder) -> Answer {
-    match process_order(state, order, Uuid::new_v4()).await {
+    match process_order(state, order, service_kit::id::new_id()).await {
         Ok(created) => Answer {
             status: StatusCode::CREATED,
             body: serde_json::to_value(created).unwrap_or_default(),

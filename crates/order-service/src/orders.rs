@@ -194,15 +194,15 @@ mod tests {
             price: 12.5,
             amount: 37.5,
             amount_cents: 3750,
-            charge_id: Uuid::new_v4().to_string(),
-            reservation_id: Uuid::new_v4().to_string(),
+            charge_id: service_kit::id::new_id().to_string(),
+            reservation_id: service_kit::id::new_id().to_string(),
             status: "created".to_owned(),
         }
     }
 
     /// Places an order, as `change` makes it, under a new id, and checks `get` gives it whole.
     fn comes_back_whole(book: &OrderBook, change: impl FnOnce(Order) -> Order) {
-        let id = Uuid::new_v4();
+        let id = service_kit::id::new_id();
         let placed = change(order(id));
         book.insert(id, placed.clone());
         assert_eq!(book.get(&id), Some(placed));
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn a_remembered_order_comes_back_as_it_was_placed() {
         let book = OrderBook::default();
-        let id = Uuid::new_v4();
+        let id = service_kit::id::new_id();
         let placed = order(id);
         book.insert(id, placed.clone());
         assert_eq!(book.get(&id), Some(placed));
@@ -224,13 +224,15 @@ mod tests {
                 ..placed
             });
         }
-        assert_eq!(book.get(&Uuid::new_v4()), None);
+        assert_eq!(book.get(&service_kit::id::new_id()), None);
     }
 
     #[test]
     fn the_oldest_orders_are_forgotten_beyond_the_bound() {
         let book = OrderBook::default();
-        let ids: Vec<Uuid> = (0..REMEMBERED_ORDERS + 2).map(|_| Uuid::new_v4()).collect();
+        let ids: Vec<Uuid> = (0..REMEMBERED_ORDERS + 2)
+            .map(|_| service_kit::id::new_id())
+            .collect();
         for id in &ids {
             book.insert(*id, order(*id));
         }
@@ -262,7 +264,7 @@ mod tests {
     #[test]
     fn an_order_placed_again_outlives_its_first_place() {
         let book = OrderBook::default();
-        let again = Uuid::new_v4();
+        let again = service_kit::id::new_id();
         book.insert(again, order(again));
         let newer = Order {
             quantity: 7,
@@ -271,11 +273,11 @@ mod tests {
         book.insert(again, newer.clone());
         // Enough orders to forget the first place, not the second.
         for _ in 0..REMEMBERED_ORDERS - 1 {
-            let id = Uuid::new_v4();
+            let id = service_kit::id::new_id();
             book.insert(id, order(id));
         }
         assert_eq!(book.get(&again), Some(newer));
-        let id = Uuid::new_v4();
+        let id = service_kit::id::new_id();
         book.insert(id, order(id));
         assert_eq!(book.get(&again), None);
     }

@@ -146,7 +146,7 @@ impl Ledger {
             return Ok(None);
         }
         let charge = KeptCharge {
-            charge_id: uuid::Uuid::new_v4(),
+            charge_id: service_kit::id::new_id(),
             item: item.into(),
             amount_cents,
         };

@@ -8,6 +8,7 @@
 //! - [`serve`]: binding, serving, and graceful shutdown on SIGTERM/SIGINT.
 //! - [`deadline`]: a request's time budget, and bounded retries for idempotent calls.
 //! - [`downstream`]: [`DownstreamError`] and the JSON call helper the typed clients use.
+//! - [`id`]: new ids (random UUIDs) for orders, reservations and charges.
 //! - [`idempotency`]: `Idempotency-Key` handling: repeats get the first answer.
 //! - [`faults`]: fault injection, from the environment and a 127.0.0.1-only admin endpoint.
 //! - [`memory`]: freed memory given back to the system once a burst of requests is over.
@@ -20,6 +21,7 @@ pub mod deadline;
 pub mod downstream;
 pub mod faults;
 pub mod health;
+pub mod id;
 pub mod idempotency;
 pub mod item;
 pub mod memory;

@@ -84,7 +84,13 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
 pub(crate) fn resource(config: &TelemetryConfig) -> Resource {
     let defaults = [
         ("service.version", config.service_version.clone()),
-        ("service.instance.id", uuid::Uuid::new_v4().to_string()),
+        // A random (version 4) UUID, as `service_kit::id` makes them.
+        (
+            "service.instance.id",
+            uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .to_string(),
+        ),
         ("deployment.environment.name", "development".to_owned()),
     ];
     let attributes = defaults
