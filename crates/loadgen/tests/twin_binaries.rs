@@ -113,3 +113,48 @@ fn each_row_runs_against_its_twin_started_from_the_other_directory() {
     );
     assert_eq!(errors, 0.0, "{row}");
 }
+
+#[test]
+fn a_process_that_exits_during_a_run_fails_the_run_and_is_named() {
+    // The other "build": its notification process ends 3 s after it starts, within the run
+    // (2 s of warm-up, then 2 s measured). The bare chain's notifications are fire-and-forget,
+    // so every order still succeeds and only the CPU an order would show it, lower.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wrapper = dir.path().join("bare-hops");
+    let real = env!("CARGO_BIN_EXE_bare-hops");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = notification ]; then exec timeout 3 '{real}' \"$@\"; fi\nexec '{real}' \"$@\"\n"
+        ),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .expect("make the wrapper executable");
+
+    let dir_arg = dir.path().display().to_string();
+    let mut args = BARE_ONCE.to_vec();
+    let seconds = 1 + args
+        .iter()
+        .position(|a| *a == "--seconds")
+        .expect("--seconds");
+    args[seconds] = "2";
+    args.extend(["--twin-binaries", &dir_arg]);
+    let (code, stdout, stderr) = run_program_for_output(
+        Path::new(env!("CARGO_BIN_EXE_bench")),
+        &args,
+        &[],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("notification") && stderr.contains("exited during the run"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout
+            .lines()
+            .any(|line| line.starts_with("bare axum hops")),
+        "a row printed from a run with a process gone:\n{stdout}"
+    );
+}

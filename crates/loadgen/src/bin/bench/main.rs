@@ -255,7 +255,7 @@ impl Services {
         env: &[(&str, String)],
         callgrind_dir: Option<&std::path::Path>,
     ) -> Result<Self, String> {
-        let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+        let ports = free_ports(4)?;
         let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
         let mut children = Vec::new();
         for (i, (name, program)) in SERVICES.iter().zip(binaries.programs()).enumerate() {
@@ -318,17 +318,33 @@ impl Services {
         Ok(services)
     }
 
-    /// CPU seconds used so far by the four processes (utime + stime, USER_HZ = 100).
-    fn cpu_seconds(&self) -> f64 {
+    /// CPU seconds used so far by the four processes together (utime + stime, USER_HZ = 100),
+    /// or which of them has exited: a process gone would add nothing to a run's CPU, and its
+    /// row would look cheap for it.
+    fn cpu_seconds(&self) -> Result<f64, String> {
         self.children
             .iter()
-            .filter_map(|(_, c)| std::fs::read_to_string(format!("/proc/{}/stat", c.id())).ok())
-            .filter_map(|stat| {
-                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-                Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+            .map(|(name, child)| {
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
+                    .map_err(|e| format!("{name} (pid {}): {e}", child.id()))?;
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map(|(_, rest)| rest.split_whitespace().collect())
+                    .unwrap_or_default();
+                // The state: a zombie (`Z`) or dead (`X`) process exited and awaits its reaping.
+                if matches!(fields.first(), Some(&"Z" | &"X")) {
+                    return Err(format!("{name} (pid {}) exited", child.id()));
+                }
+                let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+                match (ticks(11), ticks(12)) {
+                    (Some(user), Some(system)) => Ok((user + system) / 100.0),
+                    _ => Err(format!(
+                        "{name} (pid {}): unreadable /proc stat",
+                        child.id()
+                    )),
+                }
             })
-            .sum::<f64>()
-            / 100.0
+            .sum()
     }
 
     /// `otel_sdk_spans_dropped_total` summed over the four services' `/metrics`, or `None` if
@@ -405,11 +421,19 @@ impl Drop for Services {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+/// `n` distinct ports free now. Each listener is held until all are chosen: ports asked for
+/// one at a time may repeat, and a service told another's port fails to bind while its health
+/// check, answered by the other, passes.
+fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().map(|address| address.port()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
 }
 
 /// The target every row loads, and its mix: fast orders only, each with a 10 s timeout.
@@ -546,10 +570,13 @@ async fn measure(
     };
     // Warm up connections and allocators, unmeasured.
     run(target.clone(), plan, WARM_UP, &fast, |_, _| {}).await;
-    let cpu_before = services.cpu_seconds();
+    let cpu_before = services.cpu_seconds()?;
     let duration = Duration::from_secs_f64(seconds);
     let stats = run(target, plan, duration, &fast, |_, _| {}).await;
-    let cpu = services.cpu_seconds() - cpu_before;
+    let cpu = services
+        .cpu_seconds()
+        .map_err(|e| format!("{e} during the run"))?
+        - cpu_before;
     let rss_load = services.rss_mib();
     let report = stats.report(duration);
     if report.errors > 0 {
@@ -639,7 +666,7 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
     ]);
     let services = Services::start(Binaries::Services, &env).await?;
     let (target, fast) = fast_orders(&services)?;
-    let cpu_before = services.cpu_seconds();
+    let cpu_before = services.cpu_seconds()?;
     let stats = run(
         target,
         Plan::Open { rate: args.rate },
@@ -648,7 +675,10 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
         |_, _| {},
     )
     .await;
-    let cpu = services.cpu_seconds() - cpu_before;
+    let cpu = services
+        .cpu_seconds()
+        .map_err(|e| format!("{e} during the run"))?
+        - cpu_before;
     let created = stats
         .report(Duration::from_secs(1))
         .rows
