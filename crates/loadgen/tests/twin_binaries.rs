@@ -23,15 +23,7 @@ const BARE_ONCE: [&str; 11] = [
 #[test]
 fn a_twin_directory_without_the_programs_is_one_line_and_exit_two() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let dir_arg = dir.path().display().to_string();
-    let mut args = BARE_ONCE.to_vec();
-    args.extend(["--twin-binaries", &dir_arg]);
-    let (code, stderr) = run_program_to_exit(
-        Path::new(env!("CARGO_BIN_EXE_bench")),
-        &args,
-        &[],
-        Duration::from_secs(30),
-    );
+    let (code, _, stderr) = bench_bare_against(dir.path(), "1");
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("no bare-hops there"), "{stderr}");
@@ -53,29 +45,9 @@ fn twin_binaries_without_paired_are_refused() {
 fn each_row_runs_against_its_twin_started_from_the_other_directory() {
     // The other "build": a bare-hops that notes each start, then becomes the real one (same
     // process, so `bench` measures it).
-    let dir = tempfile::tempdir().expect("temp dir");
-    let wrapper = dir.path().join("bare-hops");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
-            dir.path().join("started").display(),
-            env!("CARGO_BIN_EXE_bare-hops")
-        ),
-    )
-    .expect("write the wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
-        .expect("make the wrapper executable");
-
-    let dir_arg = dir.path().display().to_string();
-    let mut args = BARE_ONCE.to_vec();
-    args.extend(["--twin-binaries", &dir_arg]);
-    let (code, stdout, stderr) = run_program_for_output(
-        Path::new(env!("CARGO_BIN_EXE_bench")),
-        &args,
-        &[],
-        Duration::from_secs(120),
-    );
+    let real = env!("CARGO_BIN_EXE_bare-hops");
+    let dir = twin_with_bare_hops(&format!("echo \"$1\" >> started\nexec '{real}' \"$@\""));
+    let (code, stdout, stderr) = bench_bare_against(dir.path(), "1");
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
 
     // The twin's four processes, and only they, came from the other directory.
@@ -117,35 +89,14 @@ fn each_row_runs_against_its_twin_started_from_the_other_directory() {
 #[test]
 fn a_process_that_exits_during_a_run_fails_the_run_and_is_named() {
     // The other "build": its notification process ends 3 s after it starts, within the run
-    // (2 s of warm-up, then 2 s measured). The bare chain's notifications are fire-and-forget,
-    // so every order still succeeds and only the CPU an order would show it, lower.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let wrapper = dir.path().join("bare-hops");
+    // (2 s of warm-up, then 2 s measured). The bare chain's orders then fail; the services'
+    // would not (their notifications are fire-and-forget), and only a CPU an order lower by
+    // the notification service's share would show it.
     let real = env!("CARGO_BIN_EXE_bare-hops");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = notification ]; then exec timeout 3 '{real}' \"$@\"; fi\nexec '{real}' \"$@\"\n"
-        ),
-    )
-    .expect("write the wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
-        .expect("make the wrapper executable");
-
-    let dir_arg = dir.path().display().to_string();
-    let mut args = BARE_ONCE.to_vec();
-    let seconds = 1 + args
-        .iter()
-        .position(|a| *a == "--seconds")
-        .expect("--seconds");
-    args[seconds] = "2";
-    args.extend(["--twin-binaries", &dir_arg]);
-    let (code, stdout, stderr) = run_program_for_output(
-        Path::new(env!("CARGO_BIN_EXE_bench")),
-        &args,
-        &[],
-        Duration::from_secs(120),
-    );
+    let dir = twin_with_bare_hops(&format!(
+        "if [ \"$1\" = notification ]; then exec timeout 3 '{real}' \"$@\"; fi\nexec '{real}' \"$@\""
+    ));
+    let (code, stdout, stderr) = bench_bare_against(dir.path(), "2");
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("notification") && stderr.contains("exited during the run"),
@@ -157,4 +108,38 @@ fn a_process_that_exits_during_a_run_fails_the_run_and_is_named() {
             .any(|line| line.starts_with("bare axum hops")),
         "a row printed from a run with a process gone:\n{stdout}"
     );
+}
+
+/// A directory for `--twin-binaries` whose `bare-hops` is the shell script `script`, run in
+/// that directory.
+fn twin_with_bare_hops(script: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wrapper = dir.path().join("bare-hops");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\ncd '{}'\n{script}\n", dir.path().display()),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .expect("make the wrapper executable");
+    dir
+}
+
+/// `bench`, the bare chain once for `seconds` at saturation, paired with its twin from `dir`:
+/// the exit code, stdout and stderr.
+fn bench_bare_against(dir: &Path, seconds: &str) -> (Option<i32>, String, String) {
+    let dir_arg = dir.display().to_string();
+    let mut args = BARE_ONCE.to_vec();
+    let at = 1 + args
+        .iter()
+        .position(|a| *a == "--seconds")
+        .expect("--seconds");
+    args[at] = seconds;
+    args.extend(["--twin-binaries", &dir_arg]);
+    run_program_for_output(
+        Path::new(env!("CARGO_BIN_EXE_bench")),
+        &args,
+        &[],
+        Duration::from_secs(120),
+    )
 }
