@@ -325,26 +325,33 @@ impl Services {
         self.children
             .iter()
             .map(|(name, child)| {
+                let who = || format!("{name} (pid {})", child.id());
                 let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
-                    .map_err(|e| format!("{name} (pid {}): {e}", child.id()))?;
+                    .map_err(|e| format!("{}: {e}", who()))?;
                 let fields: Vec<&str> = stat
                     .rsplit_once(')')
                     .map(|(_, rest)| rest.split_whitespace().collect())
                     .unwrap_or_default();
                 // The state: a zombie (`Z`) or dead (`X`) process exited and awaits its reaping.
                 if matches!(fields.first(), Some(&"Z" | &"X")) {
-                    return Err(format!("{name} (pid {}) exited", child.id()));
+                    return Err(format!("{} exited", who()));
                 }
                 let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
                 match (ticks(11), ticks(12)) {
                     (Some(user), Some(system)) => Ok((user + system) / 100.0),
-                    _ => Err(format!(
-                        "{name} (pid {}): unreadable /proc stat",
-                        child.id()
-                    )),
+                    _ => Err(format!("{}: unreadable /proc stat", who())),
                 }
             })
             .sum()
+    }
+
+    /// The CPU seconds used since `before` (a [`Services::cpu_seconds`] reading), or which
+    /// process exited meanwhile.
+    fn cpu_seconds_since(&self, before: f64) -> Result<f64, String> {
+        Ok(self
+            .cpu_seconds()
+            .map_err(|e| format!("{e} during the run"))?
+            - before)
     }
 
     /// `otel_sdk_spans_dropped_total` summed over the four services' `/metrics`, or `None` if
@@ -573,10 +580,7 @@ async fn measure(
     let cpu_before = services.cpu_seconds()?;
     let duration = Duration::from_secs_f64(seconds);
     let stats = run(target, plan, duration, &fast, |_, _| {}).await;
-    let cpu = services
-        .cpu_seconds()
-        .map_err(|e| format!("{e} during the run"))?
-        - cpu_before;
+    let cpu = services.cpu_seconds_since(cpu_before)?;
     let rss_load = services.rss_mib();
     let report = stats.report(duration);
     if report.errors > 0 {
@@ -675,10 +679,7 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
         |_, _| {},
     )
     .await;
-    let cpu = services
-        .cpu_seconds()
-        .map_err(|e| format!("{e} during the run"))?
-        - cpu_before;
+    let cpu = services.cpu_seconds_since(cpu_before)?;
     let created = stats
         .report(Duration::from_secs(1))
         .rows
