@@ -5,21 +5,6 @@ use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
 use system_tests::{run_program_for_output, run_program_to_exit};
 
-/// The quickest rows `bench` can pair: the bare chain, one round of one second at saturation.
-const BARE_ONCE: [&str; 11] = [
-    "--paired",
-    "--rows",
-    "bare",
-    "--loads",
-    "saturation",
-    "--rounds",
-    "1",
-    "--seconds",
-    "1",
-    "--sustained-seconds",
-    "0",
-];
-
 #[test]
 fn a_twin_directory_without_the_programs_is_one_line_and_exit_two() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -125,17 +110,25 @@ fn twin_with_bare_hops(script: &str) -> tempfile::TempDir {
     dir
 }
 
-/// `bench`, the bare chain once for `seconds` at saturation, paired with its twin from `dir`:
-/// the exit code, stdout and stderr.
+/// `bench`, the bare chain once for `seconds` at saturation (the quickest row it can pair),
+/// paired with its twin from `dir`: the exit code, stdout and stderr.
 fn bench_bare_against(dir: &Path, seconds: &str) -> (Option<i32>, String, String) {
     let dir_arg = dir.display().to_string();
-    let mut args = BARE_ONCE.to_vec();
-    let at = 1 + args
-        .iter()
-        .position(|a| *a == "--seconds")
-        .expect("--seconds");
-    args[at] = seconds;
-    args.extend(["--twin-binaries", &dir_arg]);
+    let args = [
+        "--paired",
+        "--rows",
+        "bare",
+        "--loads",
+        "saturation",
+        "--rounds",
+        "1",
+        "--seconds",
+        seconds,
+        "--sustained-seconds",
+        "0",
+        "--twin-binaries",
+        &dir_arg,
+    ];
     run_program_for_output(
         Path::new(env!("CARGO_BIN_EXE_bench")),
         &args,

@@ -432,14 +432,15 @@ impl Drop for Services {
 /// one at a time may repeat, and a service told another's port fails to bind while its health
 /// check, answered by the other, passes.
 fn free_ports(n: usize) -> Result<Vec<u16>, String> {
-    let listeners = (0..n)
+    (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().map(|address| address.port()))
-        .collect::<Result<_, _>>()
+        .and_then(|listeners| {
+            listeners
+                .iter()
+                .map(|listener| listener.local_addr().map(|address| address.port()))
+                .collect()
+        })
         .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
 }
 
