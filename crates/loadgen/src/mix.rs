@@ -44,6 +44,11 @@ impl Default for Mix {
 }
 
 impl Mix {
+    /// Orders of one kind only.
+    pub fn only(kind: OrderKind) -> Self {
+        Self(vec![(kind, 1)])
+    }
+
     /// Picks a kind at random, by weight.
     pub fn pick(&self) -> OrderKind {
         let total: u64 = self.0.iter().map(|(_, w)| u64::from(*w)).sum();
@@ -55,6 +60,22 @@ impl Mix {
             roll -= u64::from(*weight);
         }
         OrderKind::Fast
+    }
+}
+
+impl std::fmt::Display for Mix {
+    /// As it is written on the command line: `fast=70,slow=10`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (kind, weight)) in self.0.iter().enumerate() {
+            let name = match kind {
+                OrderKind::Fast => "fast",
+                OrderKind::Slow => "slow",
+                OrderKind::Invalid => "invalid",
+                OrderKind::Unknown => "unknown",
+            };
+            write!(f, "{}{name}={weight}", if i == 0 { "" } else { "," })?;
+        }
+        Ok(())
     }
 }
 
@@ -105,6 +126,15 @@ mod tests {
         );
         let only: Mix = "unknown=1".parse().unwrap();
         assert!((0..100).all(|_| only.pick() == OrderKind::Unknown));
+    }
+
+    #[test]
+    fn a_mix_is_written_as_it_is_read() {
+        let written = "fast=70,slow=10,invalid=10,unknown=10";
+        let mix: Mix = written.parse().unwrap();
+        assert_eq!(mix.to_string(), written);
+        assert_eq!(mix.to_string().parse::<Mix>().unwrap(), mix);
+        assert_eq!(Mix::only(OrderKind::Unknown).to_string(), "unknown=1");
     }
 
     #[test]

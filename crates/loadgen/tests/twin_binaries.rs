@@ -3,7 +3,7 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
-use system_tests::{run_program_for_output, run_program_to_exit};
+use system_tests::{binary_path, run_program_for_output, run_program_to_exit};
 
 #[test]
 fn a_twin_directory_without_the_programs_is_one_line_and_exit_two() {
@@ -24,6 +24,75 @@ fn twin_binaries_without_paired_are_refused() {
     );
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--paired"), "{stderr}");
+}
+
+#[test]
+fn a_mix_without_twin_binaries_is_refused() {
+    // Every other figure divides by the 21 spans of a created order.
+    let (code, stderr) = run_program_to_exit(
+        Path::new(env!("CARGO_BIN_EXE_bench")),
+        &["--mix", "invalid=1", "--sustained-seconds", "0"],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--twin-binaries"), "{stderr}");
+}
+
+#[test]
+fn both_builds_are_sent_the_mix_and_say_what_it_got_back() {
+    // The other "build" is this one's services, from a directory of their own.
+    let dir = tempfile::tempdir().expect("temp dir");
+    for service in [
+        "order-service",
+        "inventory-service",
+        "payment-service",
+        "notification-service",
+    ] {
+        std::os::unix::fs::symlink(binary_path(service), dir.path().join(service))
+            .expect("link a service");
+    }
+    let dir_arg = dir.path().display().to_string();
+    let (code, stdout, stderr) = run_program_for_output(
+        Path::new(env!("CARGO_BIN_EXE_bench")),
+        &[
+            "--paired",
+            "--twin-binaries",
+            &dir_arg,
+            "--rows",
+            "no-telemetry",
+            "--loads",
+            "saturation",
+            "--rounds",
+            "1",
+            "--seconds",
+            "1",
+            "--sustained-seconds",
+            "0",
+            "--mix",
+            "invalid=1,unknown=1",
+        ],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("orders invalid=1,unknown=1 "), "{stdout}");
+    // Refused (400) and unknown (404) orders, on both sides, and nothing else.
+    let answers = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("no telemetry: the median run's orders got "))
+        .unwrap_or_else(|| panic!("no answers line:\n{stdout}"));
+    let (row, twin) = answers
+        .split_once("; its twin's ")
+        .unwrap_or_else(|| panic!("no twin's answers: {answers}"));
+    for side in [row, twin] {
+        let mut statuses: Vec<&str> = side
+            .split(", ")
+            .map(|answer| answer.rsplit(" × ").next().unwrap_or(answer))
+            .collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, ["400", "404"], "{answers}");
+    }
 }
 
 #[test]

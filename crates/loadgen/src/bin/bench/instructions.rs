@@ -14,9 +14,12 @@ use std::{
     time::Duration,
 };
 
-use loadgen::drive::{Plan, run};
+use loadgen::{
+    drive::{Plan, run},
+    mix::{Mix, OrderKind},
+};
 
-use super::{Configuration, SERVICES, SPANS_PER_ORDER, Services, fast_orders};
+use super::{Configuration, SERVICES, SPANS_PER_ORDER, Services, order_target};
 
 /// Orders a second under callgrind: the four processes run ~10–50 times slower.
 const RATE: f64 = 10.0;
@@ -184,7 +187,8 @@ async fn count_in(
     let mut env = env.to_vec();
     env.push(("INVENTORY_LOOKUP_SCALE", "0".into()));
     let services = Services::start_under(binaries, &env, Some(dir)).await?;
-    let (target, fast) = fast_orders(&services)?;
+    let target = order_target(&services)?;
+    let fast = Mix::only(OrderKind::Fast);
     let warm_up = Duration::from_secs(2);
     run(
         target.clone(),
