@@ -16,6 +16,23 @@ pub enum OrderKind {
 }
 
 impl OrderKind {
+    /// The name a mix gives this kind.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Fast => "fast",
+            Self::Slow => "slow",
+            Self::Invalid => "invalid",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The kind a mix names `name`.
+    fn named(name: &str) -> Option<Self> {
+        [Self::Fast, Self::Slow, Self::Invalid, Self::Unknown]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+
     /// The JSON body of this kind of order.
     pub fn body(self) -> serde_json::Value {
         let (item, quantity) = match self {
@@ -67,13 +84,8 @@ impl std::fmt::Display for Mix {
     /// As it is written on the command line: `fast=70,slow=10`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, (kind, weight)) in self.0.iter().enumerate() {
-            let name = match kind {
-                OrderKind::Fast => "fast",
-                OrderKind::Slow => "slow",
-                OrderKind::Invalid => "invalid",
-                OrderKind::Unknown => "unknown",
-            };
-            write!(f, "{}{name}={weight}", if i == 0 { "" } else { "," })?;
+            let separator = if i == 0 { "" } else { "," };
+            write!(f, "{separator}{}={weight}", kind.name())?;
         }
         Ok(())
     }
@@ -94,13 +106,7 @@ impl FromStr for Mix {
         let mut weights = Vec::new();
         for pair in raw.split(',').filter(|p| !p.trim().is_empty()) {
             let (kind, weight) = pair.split_once('=').ok_or_else(bad)?;
-            let kind = match kind.trim() {
-                "fast" => OrderKind::Fast,
-                "slow" => OrderKind::Slow,
-                "invalid" => OrderKind::Invalid,
-                "unknown" => OrderKind::Unknown,
-                _ => return Err(bad()),
-            };
+            let kind = OrderKind::named(kind.trim()).ok_or_else(bad)?;
             weights.push((kind, weight.trim().parse().map_err(|_| bad())?));
         }
         if weights.iter().map(|(_, w)| *w as u64).sum::<u64>() == 0 {
