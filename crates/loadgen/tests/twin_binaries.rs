@@ -1,5 +1,6 @@
 //! `bench --paired --twin-binaries DIR`: two builds compared at the same time. Each row's twin
 //! is the same row started from DIR's programs; a DIR without them is one line and exit 2.
+//! `--mix` sends both sides another mix of orders, and is refused without a twin directory.
 
 use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
@@ -16,27 +17,26 @@ fn a_twin_directory_without_the_programs_is_one_line_and_exit_two() {
 
 #[test]
 fn twin_binaries_without_paired_are_refused() {
-    let (code, stderr) = run_program_to_exit(
-        Path::new(env!("CARGO_BIN_EXE_bench")),
-        &["--twin-binaries", "/tmp", "--sustained-seconds", "0"],
-        &[],
-        Duration::from_secs(30),
-    );
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("--paired"), "{stderr}");
+    assert_refused_for_want_of(&["--twin-binaries", "/tmp"], "--paired");
 }
 
 #[test]
 fn a_mix_without_twin_binaries_is_refused() {
     // Every other figure divides by the 21 spans of a created order.
+    assert_refused_for_want_of(&["--mix", "invalid=1"], "--twin-binaries");
+}
+
+/// `bench` with `args` exits 2 at once, naming the option `missing`.
+fn assert_refused_for_want_of(args: &[&str], missing: &str) {
+    let args = [args, &["--sustained-seconds", "0"]].concat();
     let (code, stderr) = run_program_to_exit(
         Path::new(env!("CARGO_BIN_EXE_bench")),
-        &["--mix", "invalid=1", "--sustained-seconds", "0"],
+        &args,
         &[],
         Duration::from_secs(30),
     );
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("--twin-binaries"), "{stderr}");
+    assert!(stderr.contains(missing), "{stderr}");
 }
 
 #[test]
