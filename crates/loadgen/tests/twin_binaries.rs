@@ -43,12 +43,7 @@ fn assert_refused_for_want_of(args: &[&str], missing: &str) {
 fn both_builds_are_sent_the_mix_and_say_what_it_got_back() {
     // The other "build" is this one's services, from a directory of their own.
     let dir = tempfile::tempdir().expect("temp dir");
-    for service in [
-        "order-service",
-        "inventory-service",
-        "payment-service",
-        "notification-service",
-    ] {
+    for service in system_tests::stack::SERVICES {
         std::os::unix::fs::symlink(binary_path(service), dir.path().join(service))
             .expect("link a service");
     }

@@ -816,8 +816,11 @@ async fn paired_table(
             twins.push(twin);
         }
     }
-    for (rows, twins) in &runs {
-        let (m, twin) = (Measured::median(rows), Measured::median(twins));
+    let medians: Vec<(Measured, Measured)> = runs
+        .iter()
+        .map(|(rows, twins)| (Measured::median(rows), Measured::median(twins)))
+        .collect();
+    for ((rows, twins), (m, twin)) in runs.iter().zip(&medians) {
         println!(
             "{:<22} {:>9.0} {:>11.3} {:>16.3} {:>16} {:>7}",
             m.name,
@@ -833,8 +836,7 @@ async fn paired_table(
         );
     }
     // What the orders got back, so that a mix's refusals are seen to be refusals.
-    for (rows, twins) in &runs {
-        let (m, twin) = (Measured::median(rows), Measured::median(twins));
+    for (m, twin) in &medians {
         println!(
             "{}: the median run's orders got {}; its twin's {}",
             m.name, m.outcomes, twin.outcomes
