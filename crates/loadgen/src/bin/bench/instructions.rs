@@ -58,7 +58,8 @@ pub(super) async fn run_all(
         }
     }
     println!(
-        "bench --instructions: {orders} fast orders per row at {RATE}/s, every process under callgrind; instructions per order (user space only), added per span against no telemetry ({SPANS_PER_ORDER} spans an order)\n"
+        "bench --instructions: {orders} fast orders per row at {RATE}/s, every process under callgrind; instructions per order (user space only), added per span against no telemetry ({SPANS_PER_ORDER} spans an order); {}\n",
+        super::environment::described()
     );
     println!(
         "{:<22} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",

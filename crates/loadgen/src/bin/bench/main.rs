@@ -23,6 +23,7 @@ use std::{
 use clap::Parser;
 
 mod by_crate;
+mod environment;
 mod instructions;
 use loadgen::{
     drive::{Plan, Target, run},
@@ -263,6 +264,7 @@ impl Services {
     ) -> Result<Self, String> {
         let ports = free_ports(4)?;
         let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+        let withheld = environment::withheld_here();
         let mut children = Vec::new();
         for (i, (name, program)) in SERVICES.iter().zip(binaries.programs()).enumerate() {
             let binary = dir.join(program);
@@ -272,6 +274,9 @@ impl Services {
                 Some(out) => instructions::under_callgrind(&binary, &out.join(name)),
             };
             command.args(role);
+            for name in &withheld {
+                command.env_remove(name);
+            }
             let child = command
                 .env("HOST", "127.0.0.1")
                 .env("PORT", ports[i].to_string())
@@ -917,8 +922,12 @@ async fn bench(args: Args) -> ExitCode {
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "bench: {cores} cores, {} worker thread(s) in each of the four processes (TOKIO_WORKER_THREADS); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry, with the middle half of those differences: 25th–75th percentile, with three rounds lowest–highest); orders {} (fast: quantity 2, slow: 8, invalid: 0, unknown: an item not in the catalogue); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp)\n",
-        args.worker_threads, args.seconds, args.rounds, args.mix
+        "bench: {cores} cores, {} worker thread(s) in each of the four processes (TOKIO_WORKER_THREADS); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry, with the middle half of those differences: 25th–75th percentile, with three rounds lowest–highest); orders {} (fast: quantity 2, slow: 8, invalid: 0, unknown: an item not in the catalogue); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp); {}\n",
+        args.worker_threads,
+        args.seconds,
+        args.rounds,
+        args.mix,
+        environment::described()
     );
     if let Some(dir) = &args.twin_binaries {
         println!(
