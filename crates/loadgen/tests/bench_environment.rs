@@ -1,6 +1,7 @@
 //! What `bench`'s services take from its environment: a fault set for bench reaches every
-//! service of both builds and is named in the header; whether telemetry is on, where it goes
-//! and the listeners stay bench's to decide, whatever the shell holds.
+//! service of both builds and is named in the header, and a bad one is the service's own
+//! one-line refusal; whether telemetry is on, where it goes and the listeners stay bench's to
+//! decide, whatever the shell holds.
 
 use std::{path::Path, time::Duration};
 
@@ -109,6 +110,35 @@ fn what_a_row_decides_is_not_taken_from_benchs_environment() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn a_bad_setting_in_benchs_environment_fails_at_once_with_the_services_own_line() {
+    for service in system_tests::stack::SERVICES {
+        binary_path(service);
+    }
+    let (code, stdout, stderr) = bench(
+        &[
+            "--rows",
+            "no-telemetry",
+            "--loads",
+            "saturation",
+            "--rounds",
+            "1",
+            "--seconds",
+            "1",
+            "--sustained-seconds",
+            "0",
+        ],
+        &[("PAYMENT_FAILURE_RATE", "abc")],
+    );
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("payment-service exited at start (exit status: 2): ")
+            && stderr.contains("PAYMENT_FAILURE_RATE=\"abc\": expected a number from 0 to 1"),
+        "{stderr}"
+    );
 }
 
 /// `bench` with `args`, `env` added to its environment: the exit code, stdout and stderr.

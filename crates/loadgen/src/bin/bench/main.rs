@@ -25,6 +25,8 @@ use clap::Parser;
 mod by_crate;
 mod environment;
 mod instructions;
+mod last_line;
+use last_line::LastLine;
 use loadgen::{
     drive::{Plan, Target, run},
     mix::{Mix, OrderKind},
@@ -236,6 +238,8 @@ struct Load {
 
 struct Services {
     children: Vec<(String, Child)>,
+    /// Each child's stderr, for why it exited at start.
+    stderr: Vec<LastLine>,
     urls: Vec<String>,
     order_url: String,
 }
@@ -266,6 +270,7 @@ impl Services {
         let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
         let withheld = environment::withheld_here();
         let mut children = Vec::new();
+        let mut stderr = Vec::new();
         for (i, (name, program)) in SERVICES.iter().zip(binaries.programs()).enumerate() {
             let binary = dir.join(program);
             let role = (binaries == Binaries::Bare).then_some(BARE_ROLES[i]);
@@ -277,7 +282,7 @@ impl Services {
             for name in &withheld {
                 command.env_remove(name);
             }
-            let child = command
+            let mut child = command
                 .env("HOST", "127.0.0.1")
                 .env("PORT", ports[i].to_string())
                 .env("INVENTORY_SERVICE_URL", url(0))
@@ -285,7 +290,7 @@ impl Services {
                 .env("NOTIFICATION_SERVICE_URL", url(2))
                 .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .map_err(|e| {
                     format!(
@@ -293,11 +298,13 @@ impl Services {
                         binary.display()
                     )
                 })?;
+            stderr.push(LastLine::watch(child.stderr.take()));
             children.push((name.to_string(), child));
         }
         // Dropped on an early return: the children are killed (see Drop), not left holding ports.
-        let services = Self {
+        let mut services = Self {
             children,
+            stderr,
             urls: (0..4).map(url).collect(),
             order_url: url(3),
         };
@@ -311,6 +318,9 @@ impl Services {
             // Under callgrind a process starts several times slower.
             let tries = if callgrind_dir.is_some() { 1200 } else { 200 };
             for _ in 0..tries {
+                if let Some(why) = services.exited_at_start(i) {
+                    return Err(why);
+                }
                 if http
                     .get(&health)
                     .send()
@@ -327,6 +337,19 @@ impl Services {
             }
         }
         Ok(services)
+    }
+
+    /// Whether the `i`th process has exited, and then what it said last: a service refuses a
+    /// bad setting at start with one line on stderr.
+    fn exited_at_start(&mut self, i: usize) -> Option<String> {
+        let (name, child) = &mut self.children[i];
+        let status = child.try_wait().ok()??;
+        let said = self.stderr[i].of_exited();
+        Some(if said.is_empty() {
+            format!("{name} exited at start ({status})")
+        } else {
+            format!("{name} exited at start ({status}): {said}")
+        })
     }
 
     /// CPU seconds used so far by the four processes together (utime + stime, USER_HZ = 100),
