@@ -3,56 +3,35 @@
 //! one-line refusal; whether telemetry is on, where it goes and the listeners stay bench's to
 //! decide, whatever the shell holds.
 
-use std::{path::Path, time::Duration};
+mod common;
 
-use system_tests::{binary_path, run_program_for_output};
+use common::{ONE_SHORT_RUN, bench, statuses_of_both_sides, twin_of_these_services};
+use system_tests::binary_path;
 
 #[test]
 fn a_fault_in_benchs_environment_reaches_both_builds_and_is_named() {
-    // The other "build" is this one's services, from a directory of their own.
-    let dir = tempfile::tempdir().expect("temp dir");
-    for service in system_tests::stack::SERVICES {
-        std::os::unix::fs::symlink(binary_path(service), dir.path().join(service))
-            .expect("link a service");
-    }
+    let dir = twin_of_these_services();
     let dir_arg = dir.path().display().to_string();
-    let (code, stdout, stderr) = bench(
+    let args = [
         &[
             "--paired",
             "--twin-binaries",
             &dir_arg,
             "--rows",
             "no-telemetry",
-            "--loads",
-            "saturation",
-            "--rounds",
-            "1",
-            "--seconds",
-            "1",
-            "--sustained-seconds",
-            "0",
-        ],
-        &[("PAYMENT_FAILURE_RATE", "1")],
-    );
+        ][..],
+        &ONE_SHORT_RUN,
+    ]
+    .concat();
+    let (code, stdout, stderr) = bench(&args, &[("PAYMENT_FAILURE_RATE", "1")]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("from bench's environment: PAYMENT_FAILURE_RATE=1;"),
         "{stdout}"
     );
     // Every charge refused, on both sides: every order 502, and nothing else.
-    let answers = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("no telemetry: the median run's orders got "))
-        .unwrap_or_else(|| panic!("no answers line:\n{stdout}"));
-    let (row, twin) = answers
-        .split_once("; its twin's ")
-        .unwrap_or_else(|| panic!("no twin's answers: {answers}"));
-    for side in [row, twin] {
-        let statuses: Vec<&str> = side
-            .split(", ")
-            .map(|answer| answer.rsplit(" × ").next().unwrap_or(answer))
-            .collect();
-        assert_eq!(statuses, ["502"], "{answers}");
+    for statuses in statuses_of_both_sides(&stdout) {
+        assert_eq!(statuses, ["502"], "{stdout}");
     }
 }
 
@@ -117,21 +96,8 @@ fn a_bad_setting_in_benchs_environment_fails_at_once_with_the_services_own_line(
     for service in system_tests::stack::SERVICES {
         binary_path(service);
     }
-    let (code, stdout, stderr) = bench(
-        &[
-            "--rows",
-            "no-telemetry",
-            "--loads",
-            "saturation",
-            "--rounds",
-            "1",
-            "--seconds",
-            "1",
-            "--sustained-seconds",
-            "0",
-        ],
-        &[("PAYMENT_FAILURE_RATE", "abc")],
-    );
+    let args = [&["--rows", "no-telemetry"][..], &ONE_SHORT_RUN].concat();
+    let (code, stdout, stderr) = bench(&args, &[("PAYMENT_FAILURE_RATE", "abc")]);
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
@@ -139,14 +105,4 @@ fn a_bad_setting_in_benchs_environment_fails_at_once_with_the_services_own_line(
             && stderr.contains("PAYMENT_FAILURE_RATE=\"abc\": expected a number from 0 to 1"),
         "{stderr}"
     );
-}
-
-/// `bench` with `args`, `env` added to its environment: the exit code, stdout and stderr.
-fn bench(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    run_program_for_output(
-        Path::new(env!("CARGO_BIN_EXE_bench")),
-        args,
-        env,
-        Duration::from_secs(180),
-    )
 }

@@ -2,9 +2,12 @@
 //! is the same row started from DIR's programs; a DIR without them is one line and exit 2.
 //! `--mix` sends both sides another mix of orders, and is refused without a twin directory.
 
+mod common;
+
 use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
-use system_tests::{binary_path, run_program_for_output, run_program_to_exit};
+use common::{ONE_SHORT_RUN, bench, statuses_of_both_sides, twin_of_these_services};
+use system_tests::run_program_to_exit;
 
 #[test]
 fn a_twin_directory_without_the_programs_is_one_line_and_exit_two() {
@@ -41,52 +44,26 @@ fn assert_refused_for_want_of(args: &[&str], missing: &str) {
 
 #[test]
 fn both_builds_are_sent_the_mix_and_say_what_it_got_back() {
-    // The other "build" is this one's services, from a directory of their own.
-    let dir = tempfile::tempdir().expect("temp dir");
-    for service in system_tests::stack::SERVICES {
-        std::os::unix::fs::symlink(binary_path(service), dir.path().join(service))
-            .expect("link a service");
-    }
+    let dir = twin_of_these_services();
     let dir_arg = dir.path().display().to_string();
-    let (code, stdout, stderr) = run_program_for_output(
-        Path::new(env!("CARGO_BIN_EXE_bench")),
+    let args = [
         &[
             "--paired",
             "--twin-binaries",
             &dir_arg,
             "--rows",
             "no-telemetry",
-            "--loads",
-            "saturation",
-            "--rounds",
-            "1",
-            "--seconds",
-            "1",
-            "--sustained-seconds",
-            "0",
-            "--mix",
-            "invalid=1,unknown=1",
-        ],
-        &[],
-        Duration::from_secs(120),
-    );
+        ][..],
+        &["--mix", "invalid=1,unknown=1"],
+        &ONE_SHORT_RUN,
+    ]
+    .concat();
+    let (code, stdout, stderr) = bench(&args, &[]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("orders invalid=1,unknown=1 "), "{stdout}");
     // Refused (400) and unknown (404) orders, on both sides, and nothing else.
-    let answers = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("no telemetry: the median run's orders got "))
-        .unwrap_or_else(|| panic!("no answers line:\n{stdout}"));
-    let (row, twin) = answers
-        .split_once("; its twin's ")
-        .unwrap_or_else(|| panic!("no twin's answers: {answers}"));
-    for side in [row, twin] {
-        let mut statuses: Vec<&str> = side
-            .split(", ")
-            .map(|answer| answer.rsplit(" × ").next().unwrap_or(answer))
-            .collect();
-        statuses.sort_unstable();
-        assert_eq!(statuses, ["400", "404"], "{answers}");
+    for statuses in statuses_of_both_sides(&stdout) {
+        assert_eq!(statuses, ["400", "404"], "{stdout}");
     }
 }
 
@@ -193,10 +170,5 @@ fn bench_bare_against(dir: &Path, seconds: &str) -> (Option<i32>, String, String
         "--twin-binaries",
         &dir_arg,
     ];
-    run_program_for_output(
-        Path::new(env!("CARGO_BIN_EXE_bench")),
-        &args,
-        &[],
-        Duration::from_secs(120),
-    )
+    bench(&args, &[])
 }
