@@ -136,6 +136,19 @@ fn a_process_that_exits_during_a_run_fails_the_run_and_is_named() {
     );
 }
 
+#[test]
+fn a_process_that_exits_at_start_with_its_stderr_held_open_fails_at_once() {
+    // The other "build": a wrapper that says why on stderr and exits, its background child
+    // holding the pipe open for longer than the run may take.
+    let dir = twin_with_bare_hops("echo 'bare-hops: refused' >&2\nsleep 240 &\nexit 3");
+    let (code, stdout, stderr) = bench_bare_against(dir.path(), "1");
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("exited at start (exit status: 3): bare-hops: refused"),
+        "{stderr}"
+    );
+}
+
 /// A directory for `--twin-binaries` whose `bare-hops` is the shell script `script`, run in
 /// that directory.
 fn twin_with_bare_hops(script: &str) -> tempfile::TempDir {
