@@ -5,25 +5,15 @@
 
 mod common;
 
-use common::{ONE_SHORT_RUN, bench, statuses_of_both_sides, twin_of_these_services};
-use system_tests::binary_path;
+use common::{
+    ONE_SHORT_RUN, bench, bench_no_telemetry_against_these_services, services_built_beside_bench,
+    statuses_of_both_sides,
+};
 
 #[test]
 fn a_fault_in_benchs_environment_reaches_both_builds_and_is_named() {
-    let dir = twin_of_these_services();
-    let dir_arg = dir.path().display().to_string();
-    let args = [
-        &[
-            "--paired",
-            "--twin-binaries",
-            &dir_arg,
-            "--rows",
-            "no-telemetry",
-        ][..],
-        &ONE_SHORT_RUN,
-    ]
-    .concat();
-    let (code, stdout, stderr) = bench(&args, &[("PAYMENT_FAILURE_RATE", "1")]);
+    let (code, stdout, stderr) =
+        bench_no_telemetry_against_these_services(&[], &[("PAYMENT_FAILURE_RATE", "1")]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("from bench's environment: PAYMENT_FAILURE_RATE=1;"),
@@ -37,9 +27,7 @@ fn a_fault_in_benchs_environment_reaches_both_builds_and_is_named() {
 
 #[test]
 fn what_a_row_decides_is_not_taken_from_benchs_environment() {
-    for service in system_tests::stack::SERVICES {
-        binary_path(service);
-    }
+    services_built_beside_bench();
     // Inherited, each would change the sustained runs: no spans made (`TELEMETRY=off`,
     // `OTEL_SDK_DISABLED`), none exported (`OTEL_TRACES_EXPORTER=none`), or the services
     // unable to start side by side (one `ADMIN_PORT` for all four).
@@ -93,9 +81,7 @@ fn what_a_row_decides_is_not_taken_from_benchs_environment() {
 
 #[test]
 fn a_bad_setting_in_benchs_environment_fails_at_once_with_the_services_own_line() {
-    for service in system_tests::stack::SERVICES {
-        binary_path(service);
-    }
+    services_built_beside_bench();
     let args = [&["--rows", "no-telemetry"][..], &ONE_SHORT_RUN].concat();
     let (code, stdout, stderr) = bench(&args, &[("PAYMENT_FAILURE_RATE", "abc")]);
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");

@@ -6,7 +6,7 @@ mod common;
 
 use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
-use common::{ONE_SHORT_RUN, bench, statuses_of_both_sides, twin_of_these_services};
+use common::{bench, bench_no_telemetry_against_these_services, statuses_of_both_sides};
 use system_tests::run_program_to_exit;
 
 #[test]
@@ -44,21 +44,8 @@ fn assert_refused_for_want_of(args: &[&str], missing: &str) {
 
 #[test]
 fn both_builds_are_sent_the_mix_and_say_what_it_got_back() {
-    let dir = twin_of_these_services();
-    let dir_arg = dir.path().display().to_string();
-    let args = [
-        &[
-            "--paired",
-            "--twin-binaries",
-            &dir_arg,
-            "--rows",
-            "no-telemetry",
-        ][..],
-        &["--mix", "invalid=1,unknown=1"],
-        &ONE_SHORT_RUN,
-    ]
-    .concat();
-    let (code, stdout, stderr) = bench(&args, &[]);
+    let (code, stdout, stderr) =
+        bench_no_telemetry_against_these_services(&["--mix", "invalid=1,unknown=1"], &[]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("orders invalid=1,unknown=1 "), "{stdout}");
     // Refused (400) and unknown (404) orders, on both sides, and nothing else.

@@ -1,5 +1,5 @@
-//! What the tests of `bench` share: running it, a second "build" made of this one's services,
-//! and reading the line that says what each side's orders got back.
+//! What the tests of `bench` share: running it, against a second "build" made of this one's
+//! services, and reading the line that says what each side's orders got back.
 
 use std::{path::Path, time::Duration};
 
@@ -27,15 +27,33 @@ pub fn bench(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, Strin
     )
 }
 
-/// A directory for `--twin-binaries` holding this build's four services: the other "build",
-/// started from a directory of its own.
-pub fn twin_of_these_services() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
+/// Builds the four services into the directory `bench` starts its own from (the services are
+/// other packages: cargo builds only this one's binaries for its tests).
+#[allow(dead_code, reason = "twin_binaries' tests run the bare chain, loadgen's own binary")]
+pub fn services_built_beside_bench() {
+    binary_path(system_tests::stack::SERVICES[0]);
+}
+
+/// `bench --paired` for the no-telemetry row once ([`ONE_SHORT_RUN`]), `extra` added, against
+/// a twin "build" made of this build's four services from a directory of their own.
+pub fn bench_no_telemetry_against_these_services(
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let twin = tempfile::tempdir().expect("temp dir");
     for service in system_tests::stack::SERVICES {
-        std::os::unix::fs::symlink(binary_path(service), dir.path().join(service))
+        std::os::unix::fs::symlink(binary_path(service), twin.path().join(service))
             .expect("link a service");
     }
-    dir
+    let twin_arg = twin.path().display().to_string();
+    let paired = [
+        "--paired",
+        "--twin-binaries",
+        &twin_arg,
+        "--rows",
+        "no-telemetry",
+    ];
+    bench(&[&paired[..], extra, &ONE_SHORT_RUN].concat(), env)
 }
 
 /// The statuses the no-telemetry row's orders got, sorted, on its side and its twin's, from
