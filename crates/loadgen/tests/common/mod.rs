@@ -29,7 +29,10 @@ pub fn bench(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, Strin
 
 /// Builds the four services into the directory `bench` starts its own from (the services are
 /// other packages: cargo builds only this one's binaries for its tests).
-#[allow(dead_code, reason = "twin_binaries' tests run the bare chain, loadgen's own binary")]
+#[allow(
+    dead_code,
+    reason = "twin_binaries' tests run the bare chain, loadgen's own binary"
+)]
 pub fn services_built_beside_bench() {
     binary_path(system_tests::stack::SERVICES[0]);
 }
