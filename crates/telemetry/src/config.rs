@@ -73,12 +73,6 @@ pub struct TelemetryConfig {
     pub service_version: String,
     /// Attributes from `OTEL_RESOURCE_ATTRIBUTES`, minus `service.name`.
     pub resource_attributes: BTreeMap<String, String>,
-    /// OTLP transport, from `OTEL_EXPORTER_OTLP_PROTOCOL`.
-    pub protocol: Protocol,
-    /// Full URL spans are sent to: the gRPC endpoint, or the HTTP base with `/v1/traces`.
-    pub traces_endpoint: Url,
-    /// Where log records go: the same collector (`/v1/logs` for OTLP/HTTP).
-    pub logs_endpoint: Url,
     /// `OTEL_LOGS_EXPORTER`: `otlp` (the default) or `none`.
     pub logs_exported: bool,
     /// `OTEL_BLRP_MAX_QUEUE_SIZE` (default 2048): log records waiting for export at most;
@@ -112,18 +106,25 @@ pub struct TelemetryConfig {
     /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` (default [`DEFAULT_ATTRIBUTE_VALUE_LIMIT`]): string
     /// values longer than this, in bytes, are cut before export.
     pub attribute_value_limit: usize,
-    /// How span exports are made (`OTEL_EXPORTER_OTLP_{,TRACES_}{HEADERS,TIMEOUT,COMPRESSION}`).
+    /// Where and how spans are exported
+    /// (`OTEL_EXPORTER_OTLP_{,TRACES_}{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT,COMPRESSION}`).
     pub traces_export: ExportSettings,
-    /// How log exports are made (`OTEL_EXPORTER_OTLP_{,LOGS_}…`).
+    /// Where and how log records are exported (`OTEL_EXPORTER_OTLP_{,LOGS_}…`).
     pub logs_export: ExportSettings,
     /// `TELEMETRY_EXPORTER`: `direct` (the default) or `opentelemetry-otlp`.
     pub exporter: ExporterKind,
 }
 
-/// `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT` and `_COMPRESSION` for one signal: its own
-/// variable (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, …) wins over the generic one.
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, `_PROTOCOL`, `_HEADERS`, `_TIMEOUT` and `_COMPRESSION` for
+/// one signal: its own variable (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, …) wins over the generic
+/// one, as the specification and opentelemetry-otlp have it.
 #[derive(Debug, Clone)]
 pub struct ExportSettings {
+    /// OTLP transport.
+    pub protocol: Protocol,
+    /// The full URL exports go to: the gRPC endpoint; for OTLP/HTTP the generic base with
+    /// `/v1/traces` or `/v1/logs` appended, or the signal's own endpoint as it is.
+    pub endpoint: Url,
     /// Sent with every export request (gRPC metadata or HTTP headers).
     pub headers: http::HeaderMap,
     /// One export's limit: no retry starts past it, and each attempt gets what is left
@@ -145,6 +146,19 @@ impl ExportSettings {
                 }
             }
         };
+        let protocol = match pick("PROTOCOL") {
+            None => Protocol::Grpc,
+            Some((_, value)) if value == "grpc" => Protocol::Grpc,
+            Some((_, value)) if value == "http/protobuf" => Protocol::HttpProtobuf,
+            Some((variable, other)) => {
+                return Err(ConfigError::new(
+                    &variable,
+                    &other,
+                    "expected grpc or http/protobuf",
+                ));
+            }
+        };
+        let endpoint = signal_endpoint(protocol, pick("ENDPOINT"), signal)?;
         let headers = match pick("HEADERS") {
             Some((variable, raw)) => parse_headers(&variable, &raw)?,
             None => http::HeaderMap::new(),
@@ -163,7 +177,12 @@ impl ExportSettings {
                 "expected none (no compression is built in: exports stay on the local network)",
             ));
         }
-        Ok(Self { headers, timeout })
+        Ok(Self {
+            protocol,
+            endpoint,
+            headers,
+            timeout,
+        })
     }
 }
 
@@ -212,20 +231,6 @@ impl TelemetryConfig {
             .or(resource_service_name)
             .unwrap_or_else(|| service.name.to_owned());
 
-        let protocol = match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
-            None | Some("grpc") => Protocol::Grpc,
-            Some("http/protobuf") => Protocol::HttpProtobuf,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "OTEL_EXPORTER_OTLP_PROTOCOL",
-                    other,
-                    "expected grpc or http/protobuf",
-                ));
-            }
-        };
-        let traces_endpoint =
-            signal_endpoint(protocol, get("OTEL_EXPORTER_OTLP_ENDPOINT"), "traces")?;
-        let logs_endpoint = signal_endpoint(protocol, get("OTEL_EXPORTER_OTLP_ENDPOINT"), "logs")?;
         let logs_exported = match get("OTEL_LOGS_EXPORTER").as_deref() {
             None | Some("otlp") => true,
             Some("none") => false,
@@ -290,9 +295,6 @@ impl TelemetryConfig {
             service_name,
             service_version: service.version.to_owned(),
             resource_attributes,
-            protocol,
-            traces_endpoint,
-            logs_endpoint,
             logs_exported,
             logs_max_queue_size,
             logs_max_export_batch_size,
@@ -390,28 +392,38 @@ fn parse_headers(variable: &str, raw: &str) -> Result<http::HeaderMap, ConfigErr
     Ok(headers)
 }
 
-/// The URL a signal (`traces`, `logs`) goes to. A scheme is required: opentelemetry-otlp 0.33
-/// treats a gRPC endpoint without one as https, which fails every export against a plain-text
-/// collector.
+/// The URL a signal (`TRACES`, `LOGS`) goes to, from the variable `pick` found (the signal's
+/// own or the generic one) and its value. A scheme is required: opentelemetry-otlp 0.33 treats a
+/// gRPC endpoint without one as https, which fails every export against a plain-text collector.
 fn signal_endpoint(
     protocol: Protocol,
-    raw: Option<String>,
+    picked: Option<(String, String)>,
     signal: &str,
 ) -> Result<Url, ConfigError> {
-    const VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-    let base = raw.unwrap_or_else(|| match protocol {
-        Protocol::Grpc => "http://127.0.0.1:4317".to_owned(),
-        Protocol::HttpProtobuf => "http://127.0.0.1:4318".to_owned(),
+    let example = match protocol {
+        Protocol::Grpc => "http://otel-collector:4317",
+        Protocol::HttpProtobuf => "http://otel-collector:4318",
+    };
+    const GENERIC: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    let (variable, raw) = picked.unwrap_or_else(|| {
+        let local = match protocol {
+            Protocol::Grpc => "http://127.0.0.1:4317",
+            Protocol::HttpProtobuf => "http://127.0.0.1:4318",
+        };
+        (GENERIC.to_owned(), local.to_owned())
     });
-    let url = parse_base_url(VAR, &base, "http://otel-collector:4317")?;
-    match protocol {
-        Protocol::Grpc => Ok(url),
-        // The specification appends the signal path to the base endpoint for OTLP/HTTP.
-        Protocol::HttpProtobuf => {
-            let joined = format!("{}/v1/{signal}", base.trim_end_matches('/'));
-            Url::parse(&joined).map_err(|e| ConfigError::new(VAR, &base, e.to_string()))
-        }
+    let url = parse_base_url(&variable, &raw, example)?;
+    // The specification appends the signal's path to the generic endpoint for OTLP/HTTP, and
+    // takes a signal's own endpoint as it is.
+    if protocol == Protocol::Grpc || variable != GENERIC {
+        return Ok(url);
     }
+    let joined = format!(
+        "{}/v1/{}",
+        raw.trim().trim_end_matches('/'),
+        signal.to_ascii_lowercase()
+    );
+    Url::parse(&joined).map_err(|e| ConfigError::new(&variable, &raw, e.to_string()))
 }
 
 /// Parses `raw`, the value of `variable`, as the base URL of an HTTP service: `http` or `https`
@@ -495,8 +507,9 @@ mod tests {
     fn defaults_are_grpc_to_local_collector_with_parent_based_sampling() {
         let c = config(&[]).expect("defaults are valid");
         assert_eq!(c.service_name, "order-service");
-        assert_eq!(c.protocol, Protocol::Grpc);
-        assert_eq!(c.traces_endpoint.as_str(), "http://127.0.0.1:4317/");
+        assert_eq!(c.traces_export.protocol, Protocol::Grpc);
+        assert_eq!(c.traces_export.endpoint.as_str(), "http://127.0.0.1:4317/");
+        assert_eq!(c.logs_export.endpoint.as_str(), "http://127.0.0.1:4317/");
         assert!(matches!(c.sampler, Sampler::ParentBased(_)));
         assert!(!c.sdk_disabled);
         assert_eq!(c.log_filter, "info");
@@ -581,14 +594,22 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
         ])
         .unwrap();
-        assert_eq!(c.protocol, Protocol::HttpProtobuf);
+        assert_eq!(c.traces_export.protocol, Protocol::HttpProtobuf);
         assert_eq!(
-            c.traces_endpoint.as_str(),
+            c.traces_export.endpoint.as_str(),
             "http://collector:4318/v1/traces"
         );
-        assert_eq!(c.logs_endpoint.as_str(), "http://collector:4318/v1/logs");
+        assert_eq!(
+            c.logs_export.endpoint.as_str(),
+            "http://collector:4318/v1/logs"
+        );
+        let local = config(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]).unwrap();
+        assert_eq!(
+            local.traces_export.endpoint.as_str(),
+            "http://127.0.0.1:4318/v1/traces"
+        );
         let grpc = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")]).unwrap();
-        assert_eq!(grpc.logs_endpoint.as_str(), "http://collector:4317/");
+        assert_eq!(grpc.logs_export.endpoint.as_str(), "http://collector:4317/");
         assert!(grpc.logs_exported);
         assert!(
             !config(&[("OTEL_LOGS_EXPORTER", "none")])
@@ -671,6 +692,44 @@ mod tests {
     }
 
     #[test]
+    fn a_signals_own_endpoint_and_protocol_win_and_its_own_http_endpoint_is_taken_as_it_is() {
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://tempo:4318/ingest",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                "http://loki-gateway:4317",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.traces_export.protocol, Protocol::HttpProtobuf);
+        // No `/v1/traces` appended: the specification takes a signal's own URL as it is.
+        assert_eq!(
+            c.traces_export.endpoint.as_str(),
+            "http://tempo:4318/ingest"
+        );
+        assert_eq!(c.logs_export.protocol, Protocol::Grpc);
+        assert_eq!(c.logs_export.endpoint.as_str(), "http://loki-gateway:4317/");
+
+        // A signal's own protocol alone: the generic endpoint, with that signal's path.
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf"),
+        ])
+        .unwrap();
+        assert_eq!(c.traces_export.protocol, Protocol::Grpc);
+        assert_eq!(
+            c.logs_export.endpoint.as_str(),
+            "http://collector:4318/v1/logs"
+        );
+    }
+
+    #[test]
     fn every_bad_value_names_its_variable() {
         let cases = [
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
@@ -679,6 +738,13 @@ mod tests {
             ("OTEL_RESOURCE_ATTRIBUTES", "no-equals-sign"),
             ("RUST_LOG", "info,[[["),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4317"),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                "http://collector:4318/v1/logs?x=1",
+            ),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "thrift"),
             ("OTEL_LOGS_EXPORTER", "console"),
             ("OTEL_BLRP_MAX_QUEUE_SIZE", "0"),
             ("TELEMETRY_EXPORTER", "jaeger"),

@@ -59,7 +59,7 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
         return Ok(None);
     }
     LazyLock::force(&DROPPED_METRIC);
-    let endpoint = config.logs_endpoint.to_string();
+    let endpoint = config.logs_export.endpoint.to_string();
     let builder = SdkLoggerProvider::builder().with_resource(crate::provider::resource(config));
     let builder = match config.exporter {
         // Encoded as each record is written, its string values (the body too) cut as they are.
@@ -68,7 +68,7 @@ pub fn build(config: &TelemetryConfig) -> Result<Option<SdkLoggerProvider>, Expo
         ),
         ExporterKind::OpentelemetryOtlp => {
             let exporter = opentelemetry_otlp::LogExporter::builder();
-            let exporter = match config.protocol {
+            let exporter = match config.logs_export.protocol {
                 Protocol::Grpc => exporter.with_tonic().with_endpoint(&endpoint).build(),
                 Protocol::HttpProtobuf => exporter.with_http().with_endpoint(&endpoint).build(),
             }

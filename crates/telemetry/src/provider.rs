@@ -47,7 +47,7 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
     if config.sdk_disabled {
         return Ok(builder.build());
     }
-    let endpoint = config.traces_endpoint.to_string();
+    let endpoint = config.traces_export.endpoint.to_string();
     if config.exporter == ExporterKind::Direct {
         let processor = OtlpSpanProcessor::new(config)
             .map_err(|reason| ExporterError::new(endpoint, reason))?;
@@ -55,7 +55,7 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
     }
     let exporter = {
         let builder = opentelemetry_otlp::SpanExporter::builder();
-        match config.protocol {
+        match config.traces_export.protocol {
             Protocol::Grpc => builder.with_tonic().with_endpoint(&endpoint).build(),
             Protocol::HttpProtobuf => builder.with_http().with_endpoint(&endpoint).build(),
         }

@@ -42,12 +42,11 @@ struct Destination {
 impl Destination {
     fn new(
         config: &TelemetryConfig,
-        endpoint: &url::Url,
         grpc_path: &'static str,
         settings: &ExportSettings,
     ) -> Result<Self, String> {
         Ok(Self {
-            transport: Transport::new(config.protocol, endpoint, grpc_path, settings)?,
+            transport: Transport::new(settings, grpc_path)?,
             timeout: settings.timeout,
             value_limit: config.attribute_value_limit,
         })

@@ -137,16 +137,16 @@ fn lock<B>(state: &Mutex<State<B>>) -> MutexGuard<'_, State<B>> {
 }
 
 impl<B: Batch> Batcher<B> {
-    /// A batcher sending to `endpoint` (`grpc_path` over gRPC) with `export`'s settings, on
+    /// A batcher sending where `export` says (to `grpc_path` over gRPC), with its settings, on
     /// `schedule`, its sender thread (`thread_name`) started; string values are cut to the
     /// attribute length limit. Must be called on the runtime (see `transport`).
     fn new(
         config: &TelemetryConfig,
-        (endpoint, grpc_path, export): (&url::Url, &'static str, &ExportSettings),
+        (grpc_path, export): (&'static str, &ExportSettings),
         schedule: Schedule,
         thread_name: &str,
     ) -> Result<Self, String> {
-        let destination = Destination::new(config, endpoint, grpc_path, export)?;
+        let destination = Destination::new(config, grpc_path, export)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
@@ -271,7 +271,7 @@ impl OtlpSpanProcessor {
     /// The processor `config` describes, its sender thread started. Must be called on the
     /// runtime (see `transport`).
     pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
-        let signal = (&config.traces_endpoint, TRACE_EXPORT, &config.traces_export);
+        let signal = (TRACE_EXPORT, &config.traces_export);
         let schedule = Schedule {
             max_queue: config.max_queue_size,
             // `config` keeps it within the queue, as the SDK's `BatchConfig` does.
@@ -315,7 +315,7 @@ impl OtlpLogProcessor {
     /// The processor `config` describes, its sender thread started. Must be called on the
     /// runtime (see `transport`).
     pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
-        let signal = (&config.logs_endpoint, LOGS_EXPORT, &config.logs_export);
+        let signal = (LOGS_EXPORT, &config.logs_export);
         let schedule = Schedule {
             max_queue: config.logs_max_queue_size,
             max_batch: config.logs_max_export_batch_size,

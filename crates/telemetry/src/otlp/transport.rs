@@ -81,14 +81,11 @@ impl Failure {
 }
 
 impl Transport {
-    /// The transport for `endpoint` (gRPC: the collector's address; HTTP: the signal's URL),
-    /// `grpc_path` being the service method of the signal. gRPC needs the runtime.
-    pub(crate) fn new(
-        protocol: Protocol,
-        endpoint: &url::Url,
-        grpc_path: &'static str,
-        settings: &ExportSettings,
-    ) -> Result<Self, String> {
+    /// The transport `settings` describe (their endpoint, for gRPC the collector's address,
+    /// for HTTP the signal's URL), `grpc_path` being the service method of the signal. gRPC
+    /// needs the runtime.
+    pub(crate) fn new(settings: &ExportSettings, grpc_path: &'static str) -> Result<Self, String> {
+        let endpoint = &settings.endpoint;
         if endpoint.scheme() == "https" {
             return Err(
                 "https is not built in (every hop of this system is plain http); \
@@ -96,7 +93,7 @@ impl Transport {
                     .to_owned(),
             );
         }
-        match protocol {
+        match settings.protocol {
             Protocol::Grpc => {
                 if tokio::runtime::Handle::try_current().is_err() {
                     return Err("the gRPC exporter must be built inside the tokio runtime".into());
@@ -361,15 +358,20 @@ mod tests {
         (runtime, state, url::Url::parse(&url).expect("a URL"))
     }
 
-    fn settings(timeout: Duration) -> ExportSettings {
+    fn settings(protocol: Protocol, endpoint: &url::Url, timeout: Duration) -> ExportSettings {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", "Bearer abc".parse().expect("a value"));
-        ExportSettings { headers, timeout }
+        ExportSettings {
+            protocol,
+            endpoint: endpoint.clone(),
+            headers,
+            timeout,
+        }
     }
 
     /// An HTTP/protobuf transport to `url`, with the test settings.
     fn http_transport(url: &url::Url, timeout: Duration) -> Transport {
-        Transport::new(Protocol::HttpProtobuf, url, "", &settings(timeout)).expect("built")
+        Transport::new(&settings(Protocol::HttpProtobuf, url, timeout), "").expect("built")
     }
 
     /// Sends one request the way the batch processor does: polled to completion on a thread
@@ -470,13 +472,8 @@ mod tests {
         let transport = {
             let _on_runtime = runtime.enter();
             let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-            Transport::new(
-                Protocol::Grpc,
-                &url,
-                path,
-                &settings(Duration::from_secs(5)),
-            )
-            .expect("built")
+            let settings = settings(Protocol::Grpc, &url, Duration::from_secs(5));
+            Transport::new(&settings, path).expect("built")
         };
         (runtime, collector, transport)
     }
@@ -528,7 +525,7 @@ mod tests {
             let url = url::Url::parse(&format!("http://127.0.0.1:{port}")).expect("a URL");
             let transport = {
                 let _on_runtime = runtime.enter();
-                Transport::new(protocol, &url, "/x.Service/Export", &settings(timeout))
+                Transport::new(&settings(protocol, &url, timeout), "/x.Service/Export")
                     .expect("built")
             };
             let started = Instant::now();
@@ -551,10 +548,8 @@ mod tests {
     fn an_https_endpoint_is_refused_when_built() {
         let url = url::Url::parse("https://collector:4317").expect("a URL");
         let error = Transport::new(
-            Protocol::Grpc,
-            &url,
+            &settings(Protocol::Grpc, &url, Duration::from_secs(1)),
             "/x",
-            &settings(Duration::from_secs(1)),
         )
         .expect_err("no TLS");
         assert!(error.contains("https"), "{error}");
