@@ -102,3 +102,49 @@ async fn sdk_disabled_exports_nothing_but_keeps_propagating_trace_ids_into_logs(
         .any(|l| l["message"] == "stock reserved" && l["trace_id"] == trace_id.as_str());
     assert!(logged, "{}", system.process(Service::Inventory).stdout());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traces_exporter_none_exports_no_span_but_still_the_log_records_under_the_trace_id() {
+    let system = System::builder()
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .start()
+        .await;
+    let answer = system
+        .post_order(json!({"item": "book", "quantity": 2, "price": 2.0}))
+        .await;
+    assert_eq!(answer.status, 201);
+    let trace_id = answer.trace_id.expect("X-Trace-Id");
+    // inventory-service's record of its reservation arrives over OTLP, under the order's trace.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !system
+        .store
+        .logs(&trace_id)
+        .iter()
+        .any(|l| l.body == "stock reserved" && l.service_name == "inventory-service")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log record of the trace: {:?}",
+            system.store.logs(&trace_id)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        system.store.span_count(),
+        0,
+        "{:?}",
+        system.store.trace_ids()
+    );
+    // And no exemplar names the trace nobody will have.
+    let metrics = system
+        .client()
+        .get(format!("{}/metrics", system.url(Service::Order)))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("http_server_request_duration_seconds_count"));
+    assert!(!metrics.contains("trace_id"), "an exemplar:\n{metrics}");
+}

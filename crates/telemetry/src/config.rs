@@ -1,9 +1,9 @@
 //! Telemetry settings read from the environment, validated up front.
 //!
 //! The SDK reads some `OTEL_*` variables itself and ignores others (`OTEL_SDK_DISABLED`,
-//! `OTEL_PROPAGATORS`), and it silently ignores `OTEL_TRACES_SAMPLER` once a sampler is set in
-//! code. So every variable this project documents is parsed here, once, and a bad value is a
-//! [`ConfigError`] naming the variable instead of a silent default.
+//! `OTEL_PROPAGATORS`, `OTEL_TRACES_EXPORTER`), and it silently ignores `OTEL_TRACES_SAMPLER`
+//! once a sampler is set in code. So every variable this project documents is parsed here,
+//! once, and a bad value is a [`ConfigError`] naming the variable instead of a silent default.
 
 use std::collections::BTreeMap;
 
@@ -73,6 +73,9 @@ pub struct TelemetryConfig {
     pub service_version: String,
     /// Attributes from `OTEL_RESOURCE_ATTRIBUTES`, minus `service.name`.
     pub resource_attributes: BTreeMap<String, String>,
+    /// `OTEL_TRACES_EXPORTER`: `otlp` (the default) or `none`: spans are still made (trace ids
+    /// propagated, in log lines and `X-Trace-Id`) but none is exported.
+    pub traces_exported: bool,
     /// `OTEL_LOGS_EXPORTER`: `otlp` (the default) or `none`.
     pub logs_exported: bool,
     /// `OTEL_BLRP_MAX_QUEUE_SIZE` (default 2048): log records waiting for export at most;
@@ -231,17 +234,20 @@ impl TelemetryConfig {
             .or(resource_service_name)
             .unwrap_or_else(|| service.name.to_owned());
 
-        let logs_exported = match get("OTEL_LOGS_EXPORTER").as_deref() {
-            None | Some("otlp") => true,
-            Some("none") => false,
-            Some(other) => {
+        let traces_exported = exported(&get, "OTEL_TRACES_EXPORTER")?;
+        let logs_exported = exported(&get, "OTEL_LOGS_EXPORTER")?;
+        if let Some(raw) = get("OTEL_PROPAGATORS") {
+            let mut named: Vec<&str> = raw.split(',').map(str::trim).collect();
+            named.sort_unstable();
+            if named != ["baggage", "tracecontext"] {
                 return Err(ConfigError::new(
-                    "OTEL_LOGS_EXPORTER",
-                    other,
-                    "expected otlp or none",
+                    "OTEL_PROPAGATORS",
+                    &raw,
+                    "expected tracecontext,baggage: W3C Trace Context and Baggage are built in \
+                     and always on",
                 ));
             }
-        };
+        }
         // The SDK reads these too, and silently ignores a bad value; here a bad value is refused.
         let (logs_max_queue_size, logs_max_export_batch_size, logs_schedule_delay) =
             batch_settings(&get, "OTEL_BLRP", DEFAULT_LOGS_SCHEDULE_DELAY)?;
@@ -295,6 +301,7 @@ impl TelemetryConfig {
             service_name,
             service_version: service.version.to_owned(),
             resource_attributes,
+            traces_exported,
             logs_exported,
             logs_max_queue_size,
             logs_max_export_batch_size,
@@ -311,6 +318,16 @@ impl TelemetryConfig {
             logs_export,
             exporter,
         })
+    }
+}
+
+/// `OTEL_TRACES_EXPORTER` or `OTEL_LOGS_EXPORTER` (`variable`): whether the signal is exported
+/// over OTLP (`otlp`, the default) or not at all (`none`); no other exporter is built in.
+fn exported(get: &impl Fn(&str) -> Option<String>, variable: &str) -> Result<bool, ConfigError> {
+    match get(variable).as_deref().map(str::trim) {
+        None | Some("otlp") => Ok(true),
+        Some("none") => Ok(false),
+        Some(other) => Err(ConfigError::new(variable, other, "expected otlp or none")),
     }
 }
 
@@ -730,6 +747,19 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_propagators_and_exporters_may_be_named_and_traces_left_unexported() {
+        let c = config(&[
+            ("OTEL_PROPAGATORS", "baggage, tracecontext"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+        ])
+        .unwrap();
+        assert!(!c.traces_exported);
+        assert!(c.logs_exported);
+        assert!(config(&[]).unwrap().traces_exported);
+    }
+
+    #[test]
     fn every_bad_value_names_its_variable() {
         let cases = [
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
@@ -746,6 +776,9 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
             ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "thrift"),
             ("OTEL_LOGS_EXPORTER", "console"),
+            ("OTEL_TRACES_EXPORTER", "jaeger"),
+            ("OTEL_PROPAGATORS", "b3"),
+            ("OTEL_PROPAGATORS", "tracecontext"),
             ("OTEL_BLRP_MAX_QUEUE_SIZE", "0"),
             ("TELEMETRY_EXPORTER", "jaeger"),
         ];

@@ -88,9 +88,9 @@ pub fn init_with(config: &TelemetryConfig) -> Result<TelemetryGuard, InitError> 
     }
     let provider = provider::build(config)?;
     let logger = logs::build(config)?;
-    // With the SDK disabled, spans are made but never exported: an exemplar would name a
-    // trace no backend will ever have.
-    metrics::link_exemplars(!config.sdk_disabled);
+    // With the SDK disabled or `OTEL_TRACES_EXPORTER=none`, spans are made but never exported:
+    // an exemplar would name a trace no backend will ever have.
+    metrics::link_exemplars(!config.sdk_disabled && config.traces_exported);
     // The SDK does not read OTEL_PROPAGATORS: without this call injection writes no header and
     // every service starts its own trace.
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![

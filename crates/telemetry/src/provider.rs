@@ -44,7 +44,7 @@ pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterErro
     let builder = SdkTracerProvider::builder()
         .with_sampler(config.sampler.clone())
         .with_resource(resource(config));
-    if config.sdk_disabled {
+    if config.sdk_disabled || !config.traces_exported {
         return Ok(builder.build());
     }
     let endpoint = config.traces_export.endpoint.to_string();
