@@ -417,11 +417,11 @@ fn signal_endpoint(
     picked: Option<(String, String)>,
     signal: &str,
 ) -> Result<Url, ConfigError> {
+    const GENERIC: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
     let example = match protocol {
         Protocol::Grpc => "http://otel-collector:4317",
         Protocol::HttpProtobuf => "http://otel-collector:4318",
     };
-    const GENERIC: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
     let (variable, raw) = picked.unwrap_or_else(|| {
         let local = match protocol {
             Protocol::Grpc => "http://127.0.0.1:4317",
