@@ -283,6 +283,18 @@ impl System {
         &self.client
     }
 
+    /// `service`'s `GET /metrics` exposition.
+    pub async fn metrics(&self, service: Service) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url(service)))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Units of `item` inventory-service says are available.
     pub async fn available(&self, item: &str) -> u64 {
         let level: serde_json::Value = self

@@ -177,15 +177,7 @@ async fn with_the_sdk_disabled_no_exemplar_points_at_a_trace_that_is_never_expor
         .post_order(json!({"item": "book", "quantity": 2, "price": 9.99}))
         .await;
     assert_eq!(answer.status, 201);
-    let text = system
-        .client()
-        .get(format!("{}/metrics", system.url(Service::Order)))
-        .send()
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("text");
+    let text = system.metrics(Service::Order).await;
     let samples = parse_openmetrics(&text);
     let counted = matching(
         &samples,

@@ -60,15 +60,7 @@ async fn dropped_spans_for(system: &System, service: Service, reason: &str) -> f
 
 /// The sum of `metric`'s series whose labels contain `reason`, on `service`'s /metrics.
 async fn counter_total(system: &System, service: Service, metric: &str, reason: &str) -> f64 {
-    let metrics = system
-        .client()
-        .get(format!("{}/metrics", system.url(service)))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = system.metrics(service).await;
     metrics
         .lines()
         .filter(|l| l.starts_with(metric) && l.contains(reason))

@@ -136,15 +136,7 @@ async fn traces_exporter_none_exports_no_span_but_still_the_log_records_under_th
         system.store.trace_ids()
     );
     // And no exemplar names the trace nobody will have.
-    let metrics = system
-        .client()
-        .get(format!("{}/metrics", system.url(Service::Order)))
-        .send()
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("text");
+    let metrics = system.metrics(Service::Order).await;
     assert!(metrics.contains("http_server_request_duration_seconds_count"));
     assert!(!metrics.contains("trace_id"), "an exemplar:\n{metrics}");
 }
