@@ -129,6 +129,8 @@ async fn traces_exporter_none_exports_no_span_but_still_the_log_records_under_th
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The spans of the order end around that record: give an export of them time to arrive.
+    tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
         system.store.span_count(),
         0,

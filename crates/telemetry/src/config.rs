@@ -151,8 +151,8 @@ impl ExportSettings {
         };
         let protocol = match pick("PROTOCOL") {
             None => Protocol::Grpc,
-            Some((_, value)) if value == "grpc" => Protocol::Grpc,
-            Some((_, value)) if value == "http/protobuf" => Protocol::HttpProtobuf,
+            Some((_, value)) if value.trim() == "grpc" => Protocol::Grpc,
+            Some((_, value)) if value.trim() == "http/protobuf" => Protocol::HttpProtobuf,
             Some((variable, other)) => {
                 return Err(ConfigError::new(
                     &variable,
@@ -237,7 +237,11 @@ impl TelemetryConfig {
         let traces_exported = exported(&get, "OTEL_TRACES_EXPORTER")?;
         let logs_exported = exported(&get, "OTEL_LOGS_EXPORTER")?;
         if let Some(raw) = get("OTEL_PROPAGATORS") {
-            let mut named: Vec<&str> = raw.split(',').map(str::trim).collect();
+            let mut named: Vec<&str> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .collect();
             named.sort_unstable();
             if named != ["baggage", "tracecontext"] {
                 return Err(ConfigError::new(
@@ -279,6 +283,16 @@ impl TelemetryConfig {
             "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
         )?
         .unwrap_or(DEFAULT_ATTRIBUTE_VALUE_LIMIT);
+        // The generic values are checked even where both signals have their own: a bad one is
+        // refused now, not on the day an override is removed.
+        ExportSettings::read(
+            &|name: &str| {
+                (!name.starts_with("OTEL_EXPORTER_OTLP_TRACES_"))
+                    .then(|| get(name))
+                    .flatten()
+            },
+            "TRACES",
+        )?;
         let traces_export = ExportSettings::read(&get, "TRACES")?;
         let logs_export = ExportSettings::read(&get, "LOGS")?;
         let exporter = match get("TELEMETRY_EXPORTER").as_deref() {
@@ -418,10 +432,6 @@ fn signal_endpoint(
     signal: &str,
 ) -> Result<Url, ConfigError> {
     const GENERIC: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-    let example = match protocol {
-        Protocol::Grpc => "http://otel-collector:4317",
-        Protocol::HttpProtobuf => "http://otel-collector:4318",
-    };
     let (variable, raw) = picked.unwrap_or_else(|| {
         let local = match protocol {
             Protocol::Grpc => "http://127.0.0.1:4317",
@@ -429,6 +439,13 @@ fn signal_endpoint(
         };
         (GENERIC.to_owned(), local.to_owned())
     });
+    let example = match (protocol, signal) {
+        (Protocol::Grpc, _) => "http://otel-collector:4317",
+        (Protocol::HttpProtobuf, _) if variable == GENERIC => "http://otel-collector:4318",
+        // A signal's own OTLP/HTTP endpoint is used as it is: the example has the path.
+        (Protocol::HttpProtobuf, "TRACES") => "http://otel-collector:4318/v1/traces",
+        (Protocol::HttpProtobuf, _) => "http://otel-collector:4318/v1/logs",
+    };
     let url = parse_base_url(&variable, &raw, example)?;
     // The specification appends the signal's path to the generic endpoint for OTLP/HTTP, and
     // takes a signal's own endpoint as it is.
@@ -744,12 +761,51 @@ mod tests {
             c.logs_export.endpoint.as_str(),
             "http://collector:4318/v1/logs"
         );
+
+        // A signal's own protocol and no endpoint anywhere: that protocol's local default.
+        let c = config(&[("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", " http/protobuf ")]).unwrap();
+        assert_eq!(
+            c.logs_export.endpoint.as_str(),
+            "http://127.0.0.1:4318/v1/logs"
+        );
+        assert_eq!(c.traces_export.endpoint.as_str(), "http://127.0.0.1:4317/");
+
+        // A bad generic value is refused even where both signals have their own.
+        let overridden = |generic: (&'static str, &'static str)| {
+            config(&[
+                generic,
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://a:4317"),
+                ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://b:4317"),
+            ])
+        };
+        for generic in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ] {
+            assert_eq!(overridden(generic).unwrap_err().variable, generic.0);
+        }
+    }
+
+    #[test]
+    fn a_bad_own_http_endpoint_is_answered_with_an_example_that_has_the_path() {
+        let err = config(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        assert!(
+            err.reason.contains("http://otel-collector:4318/v1/traces"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_built_in_propagators_and_exporters_may_be_named_and_traces_left_unexported() {
         let c = config(&[
-            ("OTEL_PROPAGATORS", "baggage, tracecontext"),
+            ("OTEL_PROPAGATORS", "baggage, tracecontext,"),
             ("OTEL_TRACES_EXPORTER", "none"),
             ("OTEL_LOGS_EXPORTER", "otlp"),
         ])
