@@ -25,16 +25,15 @@ fn stdout_lines(system: &System, service: Service, trace_id: &str) -> BTreeSet<(
 
 /// Waits until the store holds at least `count` records of `trace_id`.
 async fn logs_of(system: &System, trace_id: &str, count: usize) -> Vec<StoredLog> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let logs = system.store.logs(trace_id);
-        if logs.len() >= count || tokio::time::Instant::now() >= deadline {
-            // Anything beyond `count` has arrived by now too.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            return system.store.logs(trace_id);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    system
+        .store
+        .wait_for_logs(trace_id, Duration::from_secs(10), |logs| {
+            logs.len() >= count
+        })
+        .await;
+    // Anything beyond `count` has arrived by now too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    system.store.logs(trace_id)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -190,14 +190,15 @@ async fn a_collector_outage_under_load_fails_no_order_and_is_counted() {
 
     // Log records of those orders arrive too: their export resumed as well.
     for id in &after {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !store.logs(id).iter().any(|l| l.body == "order created") {
-            assert!(
-                Instant::now() < deadline,
-                "no log record of trace {id} after the restart"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let created =
+            |logs: &[trace_store::StoredLog]| logs.iter().any(|l| l.body == "order created");
+        let logs = store
+            .wait_for_logs(id, Duration::from_secs(10), created)
+            .await;
+        assert!(
+            created(&logs),
+            "no log record of trace {id} after the restart"
+        );
     }
 
     // The loss is counted on /metrics and reported in the log, at a bounded rate.

@@ -115,20 +115,19 @@ async fn traces_exporter_none_exports_no_span_but_still_the_log_records_under_th
     assert_eq!(answer.status, 201);
     let trace_id = answer.trace_id.expect("X-Trace-Id");
     // inventory-service's record of its reservation arrives over OTLP, under the order's trace.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !system
+    let reserved = |l: &trace_store::StoredLog| {
+        l.body == "stock reserved" && l.service_name == "inventory-service"
+    };
+    let logs = system
         .store
-        .logs(&trace_id)
-        .iter()
-        .any(|l| l.body == "stock reserved" && l.service_name == "inventory-service")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no log record of the trace: {:?}",
-            system.store.logs(&trace_id)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .wait_for_logs(&trace_id, Duration::from_secs(10), |logs| {
+            logs.iter().any(reserved)
+        })
+        .await;
+    assert!(
+        logs.iter().any(reserved),
+        "no log record of the trace: {logs:?}"
+    );
     // The spans of the order end around that record: give an export of them time to arrive.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(

@@ -435,15 +435,39 @@ impl TraceStore {
         timeout: Duration,
         done: impl Fn(&[StoredSpan]) -> bool,
     ) -> Vec<StoredSpan> {
+        self.wait_until(timeout, || self.trace(trace_id), |spans| done(spans))
+            .await
+    }
+
+    /// Waits until `done` holds for the log records of `trace_id`, or `timeout` passes; returns
+    /// the records either way.
+    pub async fn wait_for_logs(
+        &self,
+        trace_id: &str,
+        timeout: Duration,
+        done: impl Fn(&[StoredLog]) -> bool,
+    ) -> Vec<StoredLog> {
+        self.wait_until(timeout, || self.logs(trace_id), |logs| done(logs))
+            .await
+    }
+
+    /// Reads again after every export received until `done` holds for what `read` returns, or
+    /// `timeout` passes.
+    async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        read: impl Fn() -> T,
+        done: impl Fn(&T) -> bool,
+    ) -> T {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let arrived = self.arrived.notified();
-            let spans = self.trace(trace_id);
-            if done(&spans) {
-                return spans;
+            let now = read();
+            if done(&now) {
+                return now;
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return self.trace(trace_id);
+                return read();
             }
         }
     }
