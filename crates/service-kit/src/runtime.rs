@@ -1,12 +1,20 @@
-//! The tokio runtime a service runs on: one worker thread, unless `TOKIO_WORKER_THREADS`
-//! (tokio's own variable, validated here) asks for more.
+//! The tokio runtime a service runs on: one thread, unless `TOKIO_WORKER_THREADS` (tokio's own
+//! variable, validated here) asks for more.
 //!
 //! Why one: a service here needs a tenth of a core at the seed's load. With tokio's default, a
 //! worker for every core, a worker that wakes to a request also wakes an idle sibling to share
 //! the work, and that sibling finds none. On the benchmark's 2-core machine that doubled the
 //! context switches of an order and was a third of its CPU, with or without tracing; one worker
 //! a service also served more orders a second at saturation (BENCHMARKS.md, thirteenth round).
-//! A service that needs more than a core sets `TOKIO_WORKER_THREADS`.
+//!
+//! One thread is tokio's current-thread scheduler on the process's main thread, not the
+//! multi-thread scheduler with one worker: the same work on one thread, without the
+//! work-stealing scheduler's bookkeeping or a main thread of its own parked beside the worker
+//! (2.2 % fewer instructions an order, 1.5–2.6 % less CPU; BENCHMARKS.md, twenty-seventh
+//! round). Nothing here needs the multi-thread scheduler: the one `block_in_place` (a
+//! telemetry guard dropped without its flush) checks the flavour first. A service that needs
+//! more than a core sets `TOKIO_WORKER_THREADS`, and gets tokio's multi-thread scheduler with
+//! that many workers.
 
 use std::{future::Future, process::ExitCode};
 
@@ -65,10 +73,15 @@ pub fn block_on_tool(name: &str, main: impl Future<Output = ExitCode>) -> ExitCo
     }
 }
 
-/// `main` on a multi-thread runtime of `workers` workers (`None`: tokio's default).
+/// `main` on a runtime of `workers` threads: one is the current-thread scheduler on this
+/// thread, more (or `None`, tokio's default of a worker per core) the multi-thread one.
 fn run(name: &str, workers: Option<usize>, main: impl Future<Output = ExitCode>) -> ExitCode {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers {
+    let mut builder = if workers == Some(1) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if let Some(workers) = workers.filter(|&workers| workers > 1) {
         builder.worker_threads(workers);
     }
     match builder.enable_all().build() {

@@ -118,31 +118,38 @@ fn a_busy_port_is_a_clear_error_not_a_panic() {
     let _ = free_port();
 }
 
-/// The threads of process `pid` named as tokio 1.54 names its workers ("tokio-rt-worker",
-/// within the 15 characters Linux keeps).
-fn tokio_worker_threads(pid: u32) -> usize {
+/// The names of the threads of process `pid` (within the 15 characters Linux keeps).
+fn thread_names(pid: u32) -> Vec<String> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .expect("list the process's threads")
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim_end() == "tokio-rt-worker")
-        .count()
+        .map(|name| name.trim_end().to_owned())
+        .collect()
 }
 
 #[tokio::test]
-async fn a_service_runs_on_one_worker_thread_unless_tokio_worker_threads_asks_for_more() {
+async fn a_service_runs_on_its_main_thread_alone_unless_tokio_worker_threads_asks_for_more() {
     let logs = tempfile::tempdir().expect("temp dir");
-    // Telemetry off: its exporter runs a worker thread of its own.
-    for (asked, expected) in [(None, 1), (Some("3"), 3)] {
+    // Telemetry off: its exporters run threads of their own. tokio 1.54 names a multi-thread
+    // runtime's workers "tokio-rt-worker"; the current-thread runtime runs on the main thread.
+    for (asked, expected_threads, expected_workers) in
+        [(None, 1, 0), (Some("1"), 1, 0), (Some("3"), 4, 3)]
+    {
         let mut env = vec![("TELEMETRY".to_owned(), "off".to_owned())];
         if let Some(asked) = asked {
             env.push(("TOKIO_WORKER_THREADS".to_owned(), asked.to_owned()));
         }
         let mut service = ServiceProcess::spawn("payment-service", free_port(), &env, logs.path());
         service.wait_healthy(Duration::from_secs(20)).await;
+        let threads = thread_names(service.pid());
+        let workers = threads
+            .iter()
+            .filter(|name| *name == "tokio-rt-worker")
+            .count();
         assert_eq!(
-            tokio_worker_threads(service.pid()),
-            expected,
-            "TOKIO_WORKER_THREADS={asked:?}"
+            (threads.len(), workers),
+            (expected_threads, expected_workers),
+            "TOKIO_WORKER_THREADS={asked:?}: threads {threads:?}"
         );
     }
 }

@@ -2,7 +2,7 @@
 //! the same HTTP calls as a created order (order → inventory `GET /stock/{item}`, `POST
 //! …/reserve` with the same simulated lookup, payment `POST /charges`, notification `POST
 //! /notify`, inventory `POST …/confirm`), JSON bodies of the same shape, axum servers and a
-//! reqwest client with timeouts on the services' runtime (`service_kit::runtime`: one worker
+//! reqwest client with timeouts on the services' runtime (`service_kit::runtime`: one thread
 //! unless `TOKIO_WORKER_THREADS`), and nothing else: no telemetry, no metrics, no validation,
 //! no idempotency records, no reservations or ledger.
 //!

@@ -57,8 +57,8 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Worker threads of every process's runtime, the bare chain's included
-    /// (`TOKIO_WORKER_THREADS`): 1 is the services' default (`service_kit::runtime`), 2 is
-    /// tokio's own on this 2-core machine.
+    /// (`TOKIO_WORKER_THREADS`): 1 is the services' default (`service_kit::runtime`: tokio's
+    /// current-thread scheduler), 2 is tokio's own on this 2-core machine.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     worker_threads: u16,
     /// Orders per second of the sustained runs (tracing on).
