@@ -11,7 +11,7 @@
 //! multi-thread scheduler with one worker: the same work on one thread, without the
 //! work-stealing scheduler's bookkeeping or a main thread of its own parked beside the worker.
 //! Both builds compared at the same time, it took 1.5–2.6 % less CPU an order at the seed's
-//! load and 8–13 % less at saturation (BENCHMARKS.md, twenty-seventh round). Nothing here needs
+//! load and 9–13 % less at saturation (BENCHMARKS.md, twenty-seventh round). Nothing here needs
 //! the multi-thread scheduler: the one `block_in_place` (a telemetry guard dropped without its
 //! flush) checks the flavour first. A service that needs more than a core sets
 //! `TOKIO_WORKER_THREADS`, and gets tokio's multi-thread scheduler with that many workers.
