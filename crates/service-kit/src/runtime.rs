@@ -10,17 +10,24 @@
 //! One thread is tokio's current-thread scheduler on the process's main thread, not the
 //! multi-thread scheduler with one worker: the same work on one thread, without the
 //! work-stealing scheduler's bookkeeping or a main thread of its own parked beside the worker.
-//! Both builds compared at the same time, it took 1.5–2.6 % less CPU an order at the seed's
-//! load and 9–13 % less at saturation (BENCHMARKS.md, twenty-seventh round). Nothing here needs
-//! the multi-thread scheduler: the one `block_in_place` (a telemetry guard dropped without its
-//! flush) checks the flavour first. A service that needs more than a core sets
-//! `TOKIO_WORKER_THREADS`, and gets tokio's multi-thread scheduler with that many workers.
+//! Both builds compared at the same time, it took 1.6–2.6 % less CPU an order at the seed's
+//! load and 9–13 % less at saturation (BENCHMARKS.md, twenty-seventh round). A service's code
+//! blocks its thread nowhere: its flush at shutdown waits on a blocking thread while the
+//! runtime's thread drives the gRPC exporter's connection (`telemetry::TelemetryGuard`). Only a
+//! guard dropped without that flush (the main future panicked: every return flushes) is
+//! flushed from a detached thread, which the process's exit may cut short, where a worker of
+//! the multi-thread scheduler used to flush it in place. A service that needs more than a core
+//! sets `TOKIO_WORKER_THREADS`, and gets tokio's multi-thread scheduler with that many workers.
+//!
+//! The tools stay on the multi-thread scheduler whatever `TOKIO_WORKER_THREADS` says: `bench`
+//! waits for its services to exit with a thread sleep while its own trace store, on the same
+//! runtime, takes their last export.
 
 use std::{future::Future, process::ExitCode};
 
 use crate::{ConfigError, config_error};
 
-/// Worker threads when `TOKIO_WORKER_THREADS` is unset.
+/// A service's threads when `TOKIO_WORKER_THREADS` is unset.
 pub const DEFAULT_WORKER_THREADS: usize = 1;
 
 /// The most `TOKIO_WORKER_THREADS` may ask for: more is a typo, not a machine.
@@ -48,24 +55,32 @@ fn asked_worker_threads(
     )
 }
 
-/// Runs `main`, the whole service, on a runtime of [`worker_threads`] workers; a bad
-/// `TOKIO_WORKER_THREADS` is one line and exit status 2, as every other bad setting.
+/// Runs `main`, the whole service, on [`worker_threads`] threads: one is tokio's
+/// current-thread scheduler on this thread, more its multi-thread scheduler with that many
+/// workers. A bad `TOKIO_WORKER_THREADS` is one line and exit status 2, as every other bad
+/// setting.
 pub fn block_on(
     service: &telemetry::ServiceInfo,
     main: impl Future<Output = ExitCode>,
 ) -> ExitCode {
     match worker_threads(|name| std::env::var(name).ok()) {
-        Ok(workers) => run(service.name, Some(workers), main),
+        Ok(1) => run(
+            service.name,
+            tokio::runtime::Builder::new_current_thread(),
+            main,
+        ),
+        Ok(workers) => run(service.name, multi_thread(Some(workers)), main),
         Err(e) => config_error(service, &e),
     }
 }
 
 /// Runs `main` of a tool that is not a service (the demo's supervisor and trace store, the
-/// load generator, the benchmark) on tokio's default runtime, a worker per core, unless
-/// `TOKIO_WORKER_THREADS` says otherwise; a bad value is one line and exit status 2.
+/// load generator, the benchmark) on tokio's multi-thread scheduler, a worker per core unless
+/// `TOKIO_WORKER_THREADS` says otherwise (one included: see the module's documentation); a bad
+/// value is one line and exit status 2.
 pub fn block_on_tool(name: &str, main: impl Future<Output = ExitCode>) -> ExitCode {
     match asked_worker_threads(|name| std::env::var(name).ok()) {
-        Ok(workers) => run(name, workers, main),
+        Ok(workers) => run(name, multi_thread(workers), main),
         Err(e) => {
             eprintln!("{name}: {e}");
             ExitCode::from(crate::settings::CONFIG_ERROR_EXIT)
@@ -73,17 +88,21 @@ pub fn block_on_tool(name: &str, main: impl Future<Output = ExitCode>) -> ExitCo
     }
 }
 
-/// `main` on a runtime of `workers` threads: one is the current-thread scheduler on this
-/// thread, more (or `None`, tokio's default of a worker per core) the multi-thread one.
-fn run(name: &str, workers: Option<usize>, main: impl Future<Output = ExitCode>) -> ExitCode {
-    let mut builder = if workers == Some(1) {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    if let Some(workers) = workers.filter(|&workers| workers > 1) {
+/// tokio's multi-thread scheduler with `workers` workers (`None`: a worker per core).
+fn multi_thread(workers: Option<usize>) -> tokio::runtime::Builder {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
         builder.worker_threads(workers);
     }
+    builder
+}
+
+/// `main` on the runtime `builder` makes.
+fn run(
+    name: &str,
+    mut builder: tokio::runtime::Builder,
+    main: impl Future<Output = ExitCode>,
+) -> ExitCode {
     match builder.enable_all().build() {
         Ok(runtime) => runtime.block_on(main),
         Err(e) => {

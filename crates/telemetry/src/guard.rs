@@ -73,7 +73,10 @@ impl Drop for TelemetryGuard {
                 tokio::runtime::RuntimeFlavor::MultiThread => {
                     tokio::task::block_in_place(|| shutdown_provider(&provider));
                 }
-                // Blocking here would deadlock (see `shutdown`); flush from a detached thread.
+                // Blocking here would deadlock (see `shutdown`); flush from a detached thread,
+                // which the process's exit may cut short. A service on one thread (the
+                // current-thread scheduler, `service_kit::runtime`) gets here only when its
+                // main future panics: every return flushes through `shutdown`.
                 _ => drop(std::thread::spawn(move || shutdown_provider(&provider))),
             },
         }

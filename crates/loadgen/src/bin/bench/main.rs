@@ -945,7 +945,7 @@ async fn bench(args: Args) -> ExitCode {
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "bench: {cores} cores, {} worker thread(s) in each of the four processes (TOKIO_WORKER_THREADS); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry, with the middle half of those differences: 25th–75th percentile, with three rounds lowest–highest); orders {} (fast: quantity 2, slow: 8, invalid: 0, unknown: an item not in the catalogue); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp); {}\n",
+        "bench: {cores} cores, {} runtime thread(s) in each of the four processes (TOKIO_WORKER_THREADS; 1 is tokio's current-thread scheduler); closed loop, {} s per run, {} runs of each row taken in turn (medians; CPU spread = lowest–highest; µs/span = median of each round's difference to no telemetry, with the middle half of those differences: 25th–75th percentile, with three rounds lowest–highest); orders {} (fast: quantity 2, slow: 8, invalid: 0, unknown: an item not in the catalogue); logs at the default (RUST_LOG unset: info) in every row; \"otlp crate\" = the default row through opentelemetry-otlp's exporters (TELEMETRY_EXPORTER=opentelemetry-otlp); {}\n",
         args.worker_threads,
         args.seconds,
         args.rounds,
