@@ -12,7 +12,8 @@
 //! - [`idempotency`]: `Idempotency-Key` handling: repeats get the first answer.
 //! - [`faults`]: fault injection, from the environment and a 127.0.0.1-only admin endpoint.
 //! - [`memory`]: freed memory given back to the system once a burst of requests is over.
-//! - [`runtime`]: the tokio runtime each binary runs on (one thread unless `TOKIO_WORKER_THREADS`).
+//! - [`runtime`]: the tokio runtime each binary runs on (a service on one thread unless
+//!   `TOKIO_WORKER_THREADS`, a tool on a worker per core).
 //! - [`health`]: `--health-check`, the binary probing its own `/health` (for containers).
 
 pub mod api_error;
