@@ -19,9 +19,10 @@
 //! the multi-thread scheduler used to flush it in place. A service that needs more than a core
 //! sets `TOKIO_WORKER_THREADS`, and gets tokio's multi-thread scheduler with that many workers.
 //!
-//! The tools stay on the multi-thread scheduler whatever `TOKIO_WORKER_THREADS` says: `bench`
-//! waits for its services to exit with a thread sleep while its own trace store, on the same
-//! runtime, takes their last export.
+//! The tools stay on the multi-thread scheduler whatever `TOKIO_WORKER_THREADS` says, as before:
+//! they are not what bench measures, and a tool whose main task waits for something its other
+//! tasks serve (bench's trace store takes its services' last export while bench waits for
+//! them to exit) keeps working even if that wait should block.
 
 use std::{future::Future, process::ExitCode};
 

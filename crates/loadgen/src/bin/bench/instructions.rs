@@ -223,7 +223,7 @@ async fn count_in(
         tokio::time::sleep(duration).await;
     }
     tokio::time::sleep(EXPORT_WAIT).await;
-    services.stop_within(Duration::from_secs(60));
+    services.stop_within(Duration::from_secs(60)).await;
     SERVICES
         .iter()
         .map(|name| totals(&dir.join(name)))

@@ -430,12 +430,13 @@ impl Services {
     }
 
     /// SIGTERM (so spans are flushed), then up to 10 s for each to exit; Drop kills the rest.
-    fn stop(self) {
-        self.stop_within(Duration::from_secs(10));
+    async fn stop(self) {
+        self.stop_within(Duration::from_secs(10)).await;
     }
 
-    /// [`Services::stop`], waiting up to `limit`.
-    fn stop_within(mut self, limit: Duration) {
+    /// [`Services::stop`], waiting up to `limit`, on a timer rather than a thread sleep: bench's
+    /// own trace store, on the same runtime, takes the services' last export meanwhile.
+    async fn stop_within(mut self, limit: Duration) {
         for (_, child) in &self.children {
             let _ = Command::new("kill")
                 .arg("-TERM")
@@ -445,7 +446,7 @@ impl Services {
         let deadline = std::time::Instant::now() + limit;
         for (_, child) in &mut self.children {
             while std::time::Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }
@@ -541,7 +542,7 @@ async fn throughput(
     let services = start_for(None, binaries, env, load).await?;
     let fast = Mix::only(OrderKind::Fast);
     let measured = measure(name, &services, load, seconds, &fast).await;
-    services.stop();
+    services.stop().await;
     measured
 }
 
@@ -590,8 +591,8 @@ async fn paired(
         measure(second.0, &second_services, load, seconds, mix)
     );
     // Stopped once both runs are over: `stop` waits, and would hold up the other run.
-    first_services.stop();
-    second_services.stop();
+    first_services.stop().await;
+    second_services.stop().await;
     let (first_measured, second_measured) = (first_measured?, second_measured?);
     Ok(if twin_first {
         (second_measured, first_measured)
@@ -728,7 +729,7 @@ async fn sustained(protocol: &str, args: &Args) -> Result<Sustained, String> {
     let rss_end = services.rss_mib();
     tokio::time::sleep(QUIET_AFTER).await;
     let rss_later = services.rss_mib();
-    services.stop();
+    services.stop().await;
     // The notifications' spans arrive last; SIGTERM flushed everything that was queued.
     tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(Sustained {
