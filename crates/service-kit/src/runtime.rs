@@ -11,12 +11,14 @@
 //! multi-thread scheduler with one worker: the same work on one thread, without the
 //! work-stealing scheduler's bookkeeping or a main thread of its own parked beside the worker.
 //! Both builds compared at the same time, it took 1.6–2.6 % less CPU an order at the seed's
-//! load and 9–13 % less at saturation (BENCHMARKS.md, twenty-seventh round). A service's code
-//! blocks its thread nowhere: its flush at shutdown waits on a blocking thread while the
-//! runtime's thread drives the gRPC exporter's connection (`telemetry::TelemetryGuard`). Only a
-//! guard dropped without that flush (the main future panicked: every return flushes) is
-//! flushed from a detached thread, which the process's exit may cut short, where a worker of
-//! the multi-thread scheduler used to flush it in place. A service that needs more than a core
+//! load and 9–13 % less at saturation (BENCHMARKS.md, twenty-seventh round). With tracing on
+//! it stays one thread: the exporters' senders are tasks of this runtime (`telemetry`'s
+//! `otlp::processor`, twenty-eighth round). A service's code blocks its thread nowhere: its
+//! flush at shutdown waits on a blocking thread while the runtime's thread runs the senders
+//! (`telemetry::TelemetryGuard`). Only a guard dropped without that flush (the main future
+//! panicked: every return flushes) is flushed from a detached thread, which cannot export
+//! while the runtime is gone: its last spans are lost, where a worker of the multi-thread
+//! scheduler used to flush them in place. A service that needs more than a core
 //! sets `TOKIO_WORKER_THREADS`, and gets tokio's multi-thread scheduler with that many workers.
 //!
 //! The tools stay on the multi-thread scheduler whatever `TOKIO_WORKER_THREADS` says, as before:

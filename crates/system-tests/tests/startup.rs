@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use system_tests::{ServiceProcess, free_port, run_to_exit};
+use serde_json::json;
+use system_tests::{Otlp, Service, ServiceProcess, System, free_port, run_to_exit};
 
 fn assert_rejected(binary: &str, env: &[(&str, &str)], variable: &str) {
     let (code, stderr) = run_to_exit(binary, env, Duration::from_secs(10));
@@ -151,5 +152,35 @@ async fn a_service_runs_on_its_main_thread_alone_unless_tokio_worker_threads_ask
             (expected_threads, expected_workers),
             "TOKIO_WORKER_THREADS={asked:?}: threads {threads:?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_traced_service_stays_one_thread_and_exports_from_it_over_either_transport() {
+    // The exporters' senders are tasks of a one-thread service's runtime: tracing on, each
+    // service is still its main thread alone, and its spans and log records still arrive.
+    for otlp in [Otlp::Grpc, Otlp::HttpProtobuf] {
+        let system = System::builder().otlp(otlp).start().await;
+        let answer = system
+            .post_order(json!({"item": "book", "quantity": 2, "price": 9.99}))
+            .await;
+        assert_eq!(answer.status, 201, "{otlp:?}: {:?}", answer.body);
+        let trace_id = answer.trace_id.expect("X-Trace-Id header");
+        let spans = system.trace(&trace_id, 21).await;
+        assert_eq!(spans.len(), 21, "{otlp:?}: the order's spans");
+        for service in [
+            Service::Order,
+            Service::Inventory,
+            Service::Payment,
+            Service::Notification,
+        ] {
+            let threads = thread_names(system.process(service).pid());
+            assert_eq!(
+                threads.len(),
+                1,
+                "{otlp:?}, {}: {threads:?}",
+                service.name()
+            );
+        }
     }
 }

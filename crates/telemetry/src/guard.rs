@@ -36,8 +36,9 @@ impl TelemetryGuard {
     /// Exports every pending span, waiting at most [`FLUSH_TIMEOUT`].
     ///
     /// The flush runs on a blocking thread. Calling the provider's shutdown directly from async
-    /// code deadlocks a `current_thread` runtime with the gRPC exporter: tonic's connection task
-    /// needs the very thread the call blocks, and the spans are lost after a 5 s timeout.
+    /// code deadlocks a `current_thread` runtime: the exporters' senders are its tasks (and
+    /// tonic's connection task too), they need the very thread the call blocks, and the spans
+    /// are lost after the timeout.
     pub async fn shutdown(mut self) {
         if let Some(provider) = self.provider.take() {
             let flushed = tokio::task::spawn_blocking(move || shutdown_provider(&provider)).await;
@@ -73,8 +74,10 @@ impl Drop for TelemetryGuard {
                 tokio::runtime::RuntimeFlavor::MultiThread => {
                     tokio::task::block_in_place(|| shutdown_provider(&provider));
                 }
-                // Blocking here would deadlock (see `shutdown`); flush from a detached thread,
-                // which the process's exit may cut short. A service on one thread (the
+                // Blocking here would deadlock (see `shutdown`); flush from a detached thread.
+                // It exports nothing when the senders are tasks of this runtime (a one-thread
+                // service's), which is stopping; senders of their own threads it waits for,
+                // unless the process's exit cuts it short. A service on one thread (the
                 // current-thread scheduler, `service_kit::runtime`) gets here only when its
                 // main future panics: every return flushes through `shutdown`.
                 _ => drop(std::thread::spawn(move || shutdown_provider(&provider))),

@@ -12,8 +12,8 @@
 //! The processor is this crate's (`otlp::OtlpLogProcessor`, each record encoded as it is
 //! written), or with `TELEMETRY_EXPORTER=opentelemetry-otlp` the SDK's batch processor in
 //! front of that crate's exporter. Losses are counted in `otel_sdk_logs_dropped_total{reason}`
-//! the way spans are (`export_failed`, `queue_full`), and never touch a request: both export
-//! from a thread of their own.
+//! the way spans are (`export_failed`, `queue_full`), and never hold up a request: an export
+//! waits on its own task or thread, never in a request's.
 
 use std::{
     sync::{LazyLock, atomic::Ordering},

@@ -38,8 +38,9 @@ impl ExporterError {
 /// crate's exporter behind the SDK's batch processor; its transport is then chosen explicitly
 /// (`with_tonic` / `with_http`) and the endpoint passed explicitly. The sampler is set in code
 /// from our own parse of `OTEL_TRACES_SAMPLER`, because a sampler set in code makes the SDK
-/// ignore that variable. Both processors export from a thread of their own, which is why the
-/// HTTP transport is the blocking reqwest client (see the workspace `Cargo.toml`).
+/// ignore that variable. The SDK's batch processor exports from a thread of its own, which is
+/// why opentelemetry-otlp's HTTP transport is the blocking reqwest client (see the workspace
+/// `Cargo.toml`); this crate's senders are async (`otlp::processor`).
 pub fn build(config: &TelemetryConfig) -> Result<SdkTracerProvider, ExporterError> {
     let builder = SdkTracerProvider::builder()
         .with_sampler(config.sampler.clone())

@@ -1,16 +1,11 @@
 //! Sending an encoded OTLP request: over gRPC (tonic, with a codec that passes the bytes
-//! through) or HTTP/protobuf (blocking reqwest), with the OTLP specification's retries.
+//! through) or HTTP/protobuf (reqwest), with the OTLP specification's retries.
 //!
-//! Both run inside the SDK's batch processors, which poll an export to completion on their own
-//! OS thread with a plain executor: there is no tokio context there. So the gRPC channel is
-//! made at start, on the runtime (its connection task lives there, and its timers are created
-//! there), the HTTP client is the blocking one, and the wait between retries is a thread sleep,
-//! which holds up nothing but that exporter thread.
+//! Both are async and run on a tokio runtime: the service's own when it runs on one thread,
+//! else one of the exporter's own thread (`processor`). A transport is made in the context of
+//! the runtime it will run on: the gRPC channel's connection task is spawned there.
 
-use std::{
-    io::Read as _,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf as _, BufMut as _, Bytes};
 use http::{HeaderMap, HeaderValue, uri::PathAndQuery};
@@ -33,7 +28,7 @@ const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_JITTER_MS: u64 = 100;
 
 /// The most of a collector's answer that is read (opentelemetry-http's limit).
-const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Sent as `User-Agent` on both transports.
 const USER_AGENT: &str = concat!("microservices-telemetry-otlp/", env!("CARGO_PKG_VERSION"));
@@ -46,7 +41,7 @@ pub(crate) enum Transport {
         metadata: MetadataMap,
     },
     Http {
-        client: reqwest::blocking::Client,
+        client: reqwest::Client,
         url: url::Url,
         headers: HeaderMap,
     },
@@ -83,7 +78,7 @@ impl Failure {
 impl Transport {
     /// The transport `settings` describe (their endpoint, for gRPC the collector's address,
     /// for HTTP the signal's URL), `grpc_path` being the service method of the signal. gRPC
-    /// needs the runtime.
+    /// needs the runtime it will be sent from.
     pub(crate) fn new(settings: &ExportSettings, grpc_path: &'static str) -> Result<Self, String> {
         let endpoint = &settings.endpoint;
         if endpoint.scheme() == "https" {
@@ -113,19 +108,12 @@ impl Transport {
                 })
             }
             Protocol::HttpProtobuf => {
-                let timeout = settings.timeout;
-                // Built on a thread of its own: reqwest's blocking client panics when it is
-                // built inside a runtime.
-                let client = std::thread::spawn(move || {
-                    reqwest::blocking::Client::builder()
-                        .user_agent(USER_AGENT)
-                        .timeout(timeout)
-                        .connect_timeout(timeout)
-                        .build()
-                })
-                .join()
-                .map_err(|_| "the thread building the HTTP client panicked".to_owned())?
-                .map_err(|e| e.to_string())?;
+                let client = reqwest::Client::builder()
+                    .user_agent(USER_AGENT)
+                    .timeout(settings.timeout)
+                    .connect_timeout(settings.timeout)
+                    .build()
+                    .map_err(|e| e.to_string())?;
                 let mut headers = settings.headers.clone();
                 headers.insert(
                     http::header::CONTENT_TYPE,
@@ -159,7 +147,7 @@ impl Transport {
             if !failure.retryable || attempt == RETRIES || start.elapsed() + wait >= timeout {
                 return Err(failure.message);
             }
-            std::thread::sleep(wait);
+            tokio::time::sleep(wait).await;
             delay *= 2;
             attempt += 1;
         }
@@ -195,6 +183,7 @@ impl Transport {
                     .timeout(left)
                     .body(request)
                     .send()
+                    .await
                     .map_err(Failure::unreachable)?;
                 let status = response.status();
                 if !status.is_success() {
@@ -212,15 +201,24 @@ impl Transport {
                         retry_after,
                     });
                 }
-                let mut body = Vec::new();
-                response
-                    .take(MAX_RESPONSE_BYTES)
-                    .read_to_end(&mut body)
-                    .map_err(Failure::unreachable)?;
-                Ok(body.into())
+                read_at_most(response, MAX_RESPONSE_BYTES).await
             }
         }
     }
+}
+
+/// The first `limit` bytes of `response`'s body: a collector's answer is small, and one that
+/// is not is cut rather than held whole.
+async fn read_at_most(mut response: reqwest::Response, limit: usize) -> Result<Bytes, Failure> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Failure::unreachable)? {
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == limit {
+            break;
+        }
+    }
+    Ok(body.into())
 }
 
 /// OTLP/gRPC: the codes the specification lets an exporter retry; `RESOURCE_EXHAUSTED` only
@@ -374,10 +372,14 @@ mod tests {
         Transport::new(&settings(Protocol::HttpProtobuf, url, timeout), "").expect("built")
     }
 
-    /// Sends one request the way the batch processor does: polled to completion on a thread
-    /// with no runtime.
+    /// Sends one request the way the batch processor's own thread does: on a runtime of one
+    /// thread, not the collector's.
     fn send(transport: &Transport, timeout: Duration) -> Result<Bytes, String> {
-        futures_executor::block_on(transport.send(Bytes::from_static(b"\x0a\x00"), timeout))
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(transport.send(Bytes::from_static(b"\x0a\x00"), timeout))
     }
 
     #[test]
