@@ -13,13 +13,16 @@
 //! Both builds compared at the same time, it took 1.6–2.6 % less CPU an order at the seed's
 //! load and 9–13 % less at saturation (BENCHMARKS.md, twenty-seventh round). With tracing on
 //! it stays one thread: the exporters' senders are tasks of this runtime (`telemetry`'s
-//! `otlp::processor`, twenty-eighth round). A service's code blocks its thread nowhere: its
-//! flush at shutdown waits on a blocking thread while the runtime's thread runs the senders
-//! (`telemetry::TelemetryGuard`). Only a guard dropped without that flush (the main future
-//! panicked: every return flushes) is flushed from a detached thread, which cannot export
-//! while the runtime is gone: its last spans are lost, where a worker of the multi-thread
-//! scheduler used to flush them in place. A service that needs more than a core
-//! sets `TOKIO_WORKER_THREADS`, and gets tokio's multi-thread scheduler with that many workers.
+//! `otlp::processor`, twenty-eighth round), until a host name is resolved (tokio's blocking
+//! pool; in compose, at a service's first call) or unless `TELEMETRY_EXPORTER` asks for
+//! opentelemetry-otlp's exporters, whose batch processors are threads. A service's code
+//! blocks its thread nowhere: its flush at shutdown waits on a blocking thread while the
+//! runtime's thread runs the senders (`telemetry::TelemetryGuard`). Only a guard dropped
+//! without that flush (the main future panicked: every return flushes) is flushed from a
+//! detached thread, which cannot export while the runtime is gone: its last spans are lost,
+//! where a worker of the multi-thread scheduler used to flush them in place. A service that
+//! needs more than a core sets `TOKIO_WORKER_THREADS`, and gets tokio's multi-thread scheduler
+//! with that many workers.
 //!
 //! The tools stay on the multi-thread scheduler whatever `TOKIO_WORKER_THREADS` says, as before:
 //! they are not what bench measures, and a tool whose main task waits for something its other

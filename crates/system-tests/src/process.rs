@@ -79,6 +79,7 @@ impl ServiceProcess {
         for (key, _) in std::env::vars() {
             let leaks = key.starts_with("OTEL_")
                 || key.ends_with("_SERVICE_URL")
+                || key.starts_with("TELEMETRY")
                 || key == "RUST_LOG"
                 || key == "TOKIO_WORKER_THREADS";
             if leaks && !set.iter().any(|k| *k == *key) {

@@ -1,6 +1,7 @@
 //! Counting the spans telemetry loses, so that an outage of the collector is visible instead of
 //! silent. Requests never wait for export: the span processor queues spans (bounded by
-//! `OTEL_BSP_MAX_QUEUE_SIZE`) and exports them from its own thread. Spans are lost two ways,
+//! `OTEL_BSP_MAX_QUEUE_SIZE`) and exports them from a sender of its own (a task or a thread,
+//! `otlp::processor`). Spans are lost two ways,
 //! each counted in `otel_sdk_spans_dropped_total{reason}`:
 //! - `export_failed`: an export failed (the collector is down, or refused);
 //! - `queue_full`: the queue was full (a collector that accepts and then stalls).
@@ -135,7 +136,7 @@ pub(crate) fn count_failed_export(
 ) {
     let total = count_lost(spans, "export_failed");
     if throttle.due() {
-        // No span is current on the exporter thread: this is a log line, not a span event.
+        // No span is current in the sender: this is a log line, not a span event.
         tracing::warn!(dropped = spans, dropped_total = total, error = %error, "span export failed; spans dropped");
     }
 }

@@ -75,9 +75,9 @@ impl Drop for TelemetryGuard {
                     tokio::task::block_in_place(|| shutdown_provider(&provider));
                 }
                 // Blocking here would deadlock (see `shutdown`); flush from a detached thread.
-                // It exports nothing when the senders are tasks of this runtime (a one-thread
-                // service's), which is stopping; senders of their own threads it waits for,
-                // unless the process's exit cuts it short. A service on one thread (the
+                // When the senders are tasks of this runtime (a one-thread service's), they
+                // export only if the runtime keeps running, which after a panic it does not;
+                // senders of their own threads do, unless the process's exit cuts them short. A service on one thread (the
                 // current-thread scheduler, `service_kit::runtime`) gets here only when its
                 // main future panics: every return flushes through `shutdown`.
                 _ => drop(std::thread::spawn(move || shutdown_provider(&provider))),

@@ -74,7 +74,9 @@ pub enum InitError {
 /// Sets up tracing for `service` from the environment: the tracer provider exporting over
 /// OTLP, W3C TraceContext + Baggage propagation, and the subscriber with JSON logs to stdout.
 ///
-/// Call it from inside the tokio runtime: the gRPC exporter's connection lives on it.
+/// Call it from inside the tokio runtime the service runs on. On a runtime of one thread the
+/// exporters send from tasks of that runtime, which must then keep running until
+/// [`TelemetryGuard::shutdown`]; elsewhere they send from threads of their own.
 pub fn init(service: ServiceInfo) -> Result<TelemetryGuard, InitError> {
     let config = TelemetryConfig::from_env(&service)?;
     init_with(&config)

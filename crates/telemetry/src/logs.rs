@@ -117,8 +117,8 @@ where
 }
 
 /// An OTLP partial success: counts `records` the collector accepted in a batch and then
-/// refused as failed exports, and logs its message (to stdout only: the export threads, the
-/// SDK's and this crate's senders, keep their own lines out of the export).
+/// refused as failed exports, and logs its message (to stdout only: the senders, the SDK's
+/// threads and this crate's tasks or threads, keep their own lines out of the export).
 pub(crate) fn count_rejected(records: i64, message: &str) {
     static THROTTLE: crate::dropped::Throttle = crate::dropped::Throttle::new();
     count_lost(usize::try_from(records).unwrap_or(0), "export_failed");

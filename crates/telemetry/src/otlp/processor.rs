@@ -5,10 +5,12 @@
 //!
 //! Where the sender runs: on a service's runtime of one thread (tokio's current-thread
 //! scheduler, `service_kit::runtime`) it is a task of that runtime, so that the service stays
-//! one thread with tracing on, as it is without: a process that has ever had a second thread
-//! takes glibc's locked paths in `malloc` and `free`, and a batch reaches tonic's connection
-//! task (on that runtime already) without crossing threads. 3–7 % fewer instructions a span
-//! than with a thread of its own (BENCHMARKS.md, twenty-eighth round). Elsewhere (a multi-thread
+//! one thread with tracing on, as it is without (while it resolves no host name: a lookup runs
+//! on tokio's blocking pool, a thread). A process that has ever had a second thread takes
+//! glibc's locked paths in `malloc` and `free` where a tcache miss takes the arena, and a batch
+//! reaches tonic's connection task (on that runtime already) without crossing threads: 3–7 %
+//! fewer instructions a span than with a thread of its own, the CPU an order the same within
+//! the machine's noise (BENCHMARKS.md, twenty-eighth round). Elsewhere (a multi-thread
 //! runtime, or none) it is a thread of its own, running a current-thread runtime of its own.
 //!
 //! They replace the SDK's `BatchSpanProcessor` and `BatchLogProcessor` in front of these
@@ -85,11 +87,32 @@ pub(crate) struct Schedule {
 #[derive(Debug)]
 pub(crate) struct Batcher<B: Batch> {
     shared: Arc<Shared<B>>,
-    /// The sender's thread, if it has one (not when it is a task of the service's runtime).
-    sender: Mutex<Option<thread::JoinHandle<()>>>,
+    runs: Runs,
     value_limit: usize,
     schedule: Schedule,
     throttle: Throttle,
+}
+
+/// Where the sender runs.
+#[derive(Debug)]
+enum Runs {
+    /// A task of the current-thread runtime that this thread drives (a one-thread service's).
+    Task(thread::ThreadId),
+    /// A thread of its own, until the shutdown joins it.
+    Thread(Mutex<Option<thread::JoinHandle<()>>>),
+}
+
+/// A sender thread's runtime, dropped without waiting for its blocking threads: a host name's
+/// lookup that outlived its connect timeout must not hold up the shutdown, and if the thread
+/// cannot be started it is dropped by the caller, whose async code may not block.
+struct SenderRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for SenderRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// What the producing threads and the sender share.
@@ -168,41 +191,40 @@ impl<B: Batch> Batcher<B> {
         };
         // What the sender logs (a failed export) is not itself exported: its records would
         // wait behind the export that failed.
-        let suppressed = Context::current().with_telemetry_suppressed();
+        let suppressed = Context::new().with_telemetry_suppressed();
         let current = tokio::runtime::Handle::try_current().ok();
-        let thread = match current {
+        let runs = match current {
             Some(runtime) if runtime.runtime_flavor() == RuntimeFlavor::CurrentThread => {
                 let destination = Destination::new(config, grpc_path, export)?;
                 runtime.spawn(sender(destination).run().with_context(suppressed));
-                None
+                Runs::Task(thread::current().id())
             }
             _ => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map_err(|e| format!("cannot start the {} export runtime: {e}", B::ITEMS))?;
-                let destination = {
-                    let _on_its_runtime = runtime.enter();
-                    Destination::new(config, grpc_path, export)
-                };
-                let sender = match destination {
-                    Ok(destination) => sender(destination),
-                    Err(e) => {
-                        // Dropping a runtime blocks, which a caller's async code may not.
-                        runtime.shutdown_background();
-                        return Err(e);
-                    }
+                let runtime = SenderRuntime(Some(runtime));
+                let sender = {
+                    let _on_its_runtime = runtime.0.as_ref().map(|r| r.enter());
+                    sender(Destination::new(config, grpc_path, export)?)
                 };
                 let thread = thread::Builder::new()
                     .name(thread_name.into())
-                    .spawn(move || runtime.block_on(sender.run().with_context(suppressed)))
+                    .spawn(move || {
+                        // The whole thread: tonic's and hyper's tasks on its runtime too.
+                        let _suppressed = Context::enter_telemetry_suppressed_scope();
+                        if let Some(on) = &runtime.0 {
+                            on.block_on(sender.run().with_context(suppressed));
+                        }
+                    })
                     .map_err(|e| format!("cannot start the {} export thread: {e}", B::ITEMS))?;
-                Some(thread)
+                Runs::Thread(Mutex::new(Some(thread)))
             }
         };
         Ok(Self {
             shared,
-            sender: Mutex::new(thread),
+            runs,
             value_limit: config.attribute_value_limit,
             schedule,
             throttle: Throttle::default(),
@@ -252,8 +274,9 @@ impl<B: Batch> Batcher<B> {
     }
 
     /// Asks the sender for a flush (`stop`: then the shutdown) and waits up to `timeout` for it.
-    /// It blocks: called on the thread of a runtime whose task the sender is, it waits out the
-    /// timeout (the guard flushes from a blocking thread).
+    /// It blocks, so on the thread whose runtime the sender is a task of it only asks: waiting
+    /// there would stop the very thread the sender needs (the guard flushes from a blocking
+    /// thread; an SDK provider dropped there, as when `init` fails halfway, flushes here).
     fn flush(&self, stop: bool, timeout: Duration) -> OTelSdkResult {
         let deadline = Instant::now() + timeout;
         let mut state = lock(&self.shared.state);
@@ -264,6 +287,12 @@ impl<B: Batch> Batcher<B> {
         state.stopping = stop;
         let ticket = state.flushes_asked;
         self.shared.work.notify_one();
+        if matches!(self.runs, Runs::Task(driver) if driver == thread::current().id()) {
+            return Err(OTelSdkError::InternalFailure(format!(
+                "{} flushed on the thread that sends them: asked, not waited for",
+                B::ITEMS
+            )));
+        }
         while state.flushes_done < ticket {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -278,7 +307,10 @@ impl<B: Batch> Batcher<B> {
         }
         let ok = state.last_flush_ok;
         drop(state);
-        if stop && let Some(sender) = self.sender.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if stop
+            && let Runs::Thread(thread) = &self.runs
+            && let Some(sender) = thread.lock().unwrap_or_else(|e| e.into_inner()).take()
+        {
             let _ = sender.join();
         }
         if ok {
@@ -627,6 +659,41 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_batch_is_sent_at_once_and_the_rest_waits_for_the_schedule() {
+        full_batches_leave_at_once_and_the_rest_waits().await;
+    }
+
+    /// On a runtime of one thread the sender is a task of it, as in a service.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_batch_is_sent_at_once_by_a_task_of_a_one_thread_runtime() {
+        full_batches_leave_at_once_and_the_rest_waits().await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_flush_on_the_thread_that_sends_is_asked_and_not_waited_for() {
+        let (collector, provider) =
+            exporting(&[("OTEL_BSP_SCHEDULE_DELAY", "600000")], usize::MAX >> 4).await;
+        end_spans(&provider, 3);
+        let started = std::time::Instant::now();
+        let flushed = provider.force_flush();
+        assert!(flushed.is_err(), "{flushed:?}");
+        // Waiting would have taken the flush's whole timeout (5 s): the sender needs this thread.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            collector.wait_for(1).await,
+            vec![3],
+            "the flush asked is sent"
+        );
+        blocking(&provider, |p| p.shutdown())
+            .await
+            .expect("the shutdown succeeds");
+    }
+
+    /// Nine spans in batches of four: two batches leave at once, the ninth at the flush.
+    async fn full_batches_leave_at_once_and_the_rest_waits() {
         let (collector, provider) = exporting(
             &[
                 ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4"),
