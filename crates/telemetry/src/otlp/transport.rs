@@ -201,7 +201,11 @@ impl Transport {
                         retry_after,
                     });
                 }
-                read_at_most(response, MAX_RESPONSE_BYTES).await
+                // Accepted: a body that breaks off is not a reason to send the batch again (the
+                // collector has it); only its partial success, if any, goes unread.
+                Ok(read_at_most(response, MAX_RESPONSE_BYTES)
+                    .await
+                    .unwrap_or_default())
             }
         }
     }
@@ -209,9 +213,9 @@ impl Transport {
 
 /// The first `limit` bytes of `response`'s body: a collector's answer is small, and one that
 /// is not is cut rather than held whole.
-async fn read_at_most(mut response: reqwest::Response, limit: usize) -> Result<Bytes, Failure> {
+async fn read_at_most(mut response: reqwest::Response, limit: usize) -> reqwest::Result<Bytes> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(Failure::unreachable)? {
+    while let Some(chunk) = response.chunk().await? {
         let room = limit - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if body.len() == limit {
@@ -410,6 +414,36 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(lock(&collector.seen).len(), 2);
+    }
+
+    #[test]
+    fn an_http_export_accepted_with_a_body_that_breaks_off_is_not_sent_again() {
+        // A collector that answers 200 with a body 100 bytes long, sends 3 and hangs up.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let url = url::Url::parse(&format!(
+            "http://{}/v1/traces",
+            listener.local_addr().expect("an address")
+        ))
+        .expect("a URL");
+        let requests = Arc::new(Mutex::new(0));
+        let counted = requests.clone();
+        std::thread::spawn(move || {
+            use std::io::{Read as _, Write as _};
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head);
+                *lock(&counted) += 1;
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc");
+            }
+        });
+        let timeout = Duration::from_secs(5);
+        let transport = http_transport(&url, timeout);
+        assert!(
+            send(&transport, timeout).is_ok(),
+            "the collector accepted it"
+        );
+        assert_eq!(*lock(&requests), 1, "sent once");
     }
 
     #[test]
