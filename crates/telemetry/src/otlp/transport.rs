@@ -431,8 +431,11 @@ mod tests {
             use std::io::{Read as _, Write as _};
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
-                let mut head = [0u8; 4096];
-                let _ = stream.read(&mut head);
+                // The whole request, so that closing with bytes unread does not reset the
+                // connection before the answer is read: whatever arrives within 200 ms.
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+                let mut request = [0u8; 4096];
+                while stream.read(&mut request).is_ok_and(|n| n > 0) {}
                 *lock(&counted) += 1;
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc");
             }
