@@ -77,9 +77,10 @@ impl Drop for TelemetryGuard {
                 // Blocking here would deadlock (see `shutdown`); flush from a detached thread.
                 // When the senders are tasks of this runtime (a one-thread service's), they
                 // export only if the runtime keeps running, which after a panic it does not;
-                // senders of their own threads do, unless the process's exit cuts them short. A service on one thread (the
-                // current-thread scheduler, `service_kit::runtime`) gets here only when its
-                // main future panics: every return flushes through `shutdown`.
+                // senders of their own threads do, unless the process's exit cuts them short.
+                // A service on one thread (the current-thread scheduler,
+                // `service_kit::runtime`) gets here only when its main future panics: every
+                // return flushes through `shutdown`.
                 _ => drop(std::thread::spawn(move || shutdown_provider(&provider))),
             },
         }

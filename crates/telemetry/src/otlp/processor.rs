@@ -8,9 +8,9 @@
 //! one thread with tracing on, as it is without (while it resolves no host name: a lookup runs
 //! on tokio's blocking pool, a thread). A process that has ever had a second thread takes
 //! glibc's locked paths in `malloc` and `free` where a tcache miss takes the arena, and a batch
-//! reaches tonic's connection task (on that runtime already) without crossing threads: 0.4–1.8
-//! % fewer instructions an order than with a thread of its own, the CPU an order the same
-//! within the machine's noise (BENCHMARKS.md, twenty-eighth round). Elsewhere (a multi-thread
+//! reaches tonic's connection task (on that runtime already) without crossing threads:
+//! 0.4–1.8 % fewer instructions an order than with a thread of its own, the CPU an order the
+//! same within the machine's noise (BENCHMARKS.md, twenty-eighth round). Elsewhere (a multi-thread
 //! runtime, or none) it is a thread of its own, running a current-thread runtime of its own.
 //!
 //! They replace the SDK's `BatchSpanProcessor` and `BatchLogProcessor` in front of these
