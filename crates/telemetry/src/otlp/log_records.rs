@@ -63,7 +63,7 @@ impl EncodedLogs {
         let buf = &mut self.groups[at].2;
         let mut w = Writer::from_vec(std::mem::take(buf));
         // ScopeLogs.log_records
-        w.message(2, |w| write_record(w, record, limit));
+        w.long_message(2, |w| write_record(w, record, limit));
         *buf = w.into_vec();
         self.count += 1;
     }

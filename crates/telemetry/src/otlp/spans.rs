@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use opentelemetry::{
     InstrumentationScope,
-    trace::{SpanKind, Status},
+    trace::{SpanKind, Status, TraceState},
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_sdk::{error::OTelSdkError, trace::SpanData};
@@ -80,7 +80,7 @@ impl EncodedSpans {
         };
         let buf = &mut self.scopes[at].1;
         let mut w = Writer::from_vec(std::mem::take(buf));
-        w.message(2, |w| write_span(w, span, limit));
+        w.long_message(2, |w| write_span(w, span, limit));
         *buf = w.into_vec();
         self.count += 1;
     }
@@ -198,7 +198,7 @@ fn write_span(w: &mut Writer, span: &SpanData, limit: usize) {
     let context = &span.span_context;
     w.bytes(1, &context.trace_id().to_bytes()); // trace_id
     w.bytes(2, &context.span_id().to_bytes()); // span_id
-    w.string(3, &context.trace_state().header()); // trace_state
+    trace_state(w, 3, context.trace_state()); // trace_state
     if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
         w.bytes(4, &span.parent_span_id.to_bytes()); // parent_span_id
     }
@@ -224,7 +224,7 @@ fn write_span(w: &mut Writer, span: &SpanData, limit: usize) {
         w.message(13, |w| {
             w.bytes(1, &linked.trace_id().to_bytes());
             w.bytes(2, &linked.span_id().to_bytes());
-            w.string(3, &linked.trace_state().header());
+            trace_state(w, 3, linked.trace_state());
             attributes(w, 4, &link.attributes, limit);
             w.uint32(5, link.dropped_attributes_count);
             w.fixed32(6, flags(linked.is_remote(), linked.trace_flags().to_u8()));
@@ -243,6 +243,14 @@ fn write_span(w: &mut Writer, span: &SpanData, limit: usize) {
         16,
         flags(span.parent_span_is_remote, context.trace_flags().to_u8()),
     );
+}
+
+/// A `trace_state` field: the W3C `tracestate` header's text, left out when empty. Most spans
+/// have none, and are not made to build an empty string for it.
+fn trace_state(w: &mut Writer, tag: u32, state: &TraceState) {
+    if *state != TraceState::NONE {
+        w.string(tag, &state.header());
+    }
 }
 
 fn flags(remote: bool, trace_flags: u8) -> u32 {

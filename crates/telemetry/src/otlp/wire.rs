@@ -122,9 +122,36 @@ impl Writer {
             self.buf[slot] = len as u8;
             return;
         }
+        self.fit_length(slot, 1, len);
+    }
+
+    /// [`Writer::message`] for a body that most often takes 128 to 16 383 bytes (a span, a log
+    /// record): its length slot is two bytes wide from the start, so that such a body is not
+    /// moved to widen it, as [`Writer::message`] moves every body longer than 127 bytes.
+    pub(crate) fn long_message(&mut self, tag: u32, body: impl FnOnce(&mut Self)) {
+        self.key(tag, WireType::LengthDelimited);
+        let slot = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        body(self);
+        let len = self.buf.len() - slot - 2;
+        if (0x80..0x4000).contains(&len) {
+            self.buf[slot] = len as u8 | 0x80;
+            self.buf[slot + 1] = (len >> 7) as u8;
+            return;
+        }
+        self.fit_length(slot, 2, len);
+    }
+
+    /// Writes `len` as the varint at `slot`, which has `reserved` bytes before the body: the
+    /// body moves (and the buffer grows or shrinks) when the varint takes another width.
+    fn fit_length(&mut self, slot: usize, reserved: usize, len: usize) {
         let width = encoded_len_varint(len as u64);
-        self.buf.resize(self.buf.len() + width - 1, 0);
-        self.buf.copy_within(slot + 1..slot + 1 + len, slot + width);
+        let body = slot + reserved..slot + reserved + len;
+        if width > reserved {
+            self.buf.resize(self.buf.len() + width - reserved, 0);
+        }
+        self.buf.copy_within(body, slot + width);
+        self.buf.truncate(slot + width + len);
         encode_varint(len as u64, &mut &mut self.buf[slot..slot + width]);
     }
 
@@ -169,6 +196,25 @@ mod tests {
         assert_eq!(&bytes[3..6], &[0x12, 0xAC, 0x02]);
         assert_eq!(bytes.len(), 3 + 3 + 300);
         assert!(bytes[6..].iter().all(|b| *b == 7));
+    }
+
+    #[test]
+    fn a_long_message_is_written_as_a_message_whatever_its_length() {
+        // Under 128 (its slot shrinks), the two-byte range, and over 16 383 (its slot widens).
+        for len in [
+            0, 1, 126, 127, 128, 300, 16_381, 16_382, 16_383, 16_384, 70_000,
+        ] {
+            let body = vec![7_u8; len];
+            let mut message = Writer::default();
+            message.bytes_always(1, b"before");
+            message.message(2, |w| w.raw(&body));
+            message.bytes_always(3, b"after");
+            let mut long = Writer::default();
+            long.bytes_always(1, b"before");
+            long.long_message(2, |w| w.raw(&body));
+            long.bytes_always(3, b"after");
+            assert_eq!(long.into_vec(), message.into_vec(), "a body of {len} bytes");
+        }
     }
 
     #[test]
