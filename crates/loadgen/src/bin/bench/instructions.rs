@@ -7,6 +7,10 @@
 //! orders, is the cost of one order alone: handling, spans, logs and export (each run waits
 //! for the batch processors' 5 s timer to ship every span before it stops). Kernel time (the
 //! syscalls of each hop) is not counted: this is the user-space part of the cost.
+//!
+//! With `--cache-sim`, callgrind also simulates the machine's first-level caches, and a second
+//! table gives the misses an order: what an instruction count leaves out, code and data that
+//! had to be fetched again (BENCHMARKS.md, twenty-ninth round).
 
 use std::{
     path::{Path, PathBuf},
@@ -45,6 +49,7 @@ pub(super) async fn run_all(
     orders: u64,
     keep: Option<&Path>,
     by_crate: bool,
+    cache_sim: bool,
 ) -> ExitCode {
     // Both asked before the minutes of counting rather than after them.
     let needed = [
@@ -67,16 +72,26 @@ pub(super) async fn run_all(
     );
     let mut baseline = None;
     let mut by_crate_rows = Vec::new();
+    let mut misses = Vec::new();
     for (name, binaries, env) in configurations {
         // SERVICES order: inventory, payment, notification, order.
         let keep = keep.map(|dir| dir.join(kebab_case(name)));
-        let per_order = match count(*binaries, env, orders, keep.as_deref()).await {
-            Ok(per_order) => per_order,
+        let mut env = env.clone();
+        if cache_sim {
+            // valgrind reads options from this variable too, after those of its command line.
+            let mut options = std::env::var("VALGRIND_OPTS").unwrap_or_default();
+            options.push_str(" --cache-sim=yes");
+            env.push(("VALGRIND_OPTS", options));
+        }
+        let counts = match count(*binaries, &env, orders, keep.as_deref()).await {
+            Ok(counts) => counts,
             Err(e) => {
                 eprintln!("bench: {name}: {e}");
                 return ExitCode::FAILURE;
             }
         };
+        misses.push((*name, Counts::sum(&counts)));
+        let per_order: Vec<f64> = counts.iter().map(|c| c.instructions).collect();
         let total: f64 = per_order.iter().sum();
         if *name == super::Row::NoTelemetry.name() {
             baseline = Some(total);
@@ -101,6 +116,9 @@ pub(super) async fn run_all(
             }
         }
     }
+    if cache_sim {
+        print_misses(&misses);
+    }
     let no_telemetry = by_crate_rows
         .iter()
         .position(|(name, _)| *name == super::Row::NoTelemetry.name());
@@ -111,25 +129,87 @@ pub(super) async fn run_all(
     ExitCode::SUCCESS
 }
 
-/// Instructions per order of each process (in [`SERVICES`] order); the runs' callgrind files
+/// The `--cache-sim` table: each row's first-level misses an order, the four processes
+/// summed, and what a span adds against no telemetry.
+fn print_misses(rows: &[(&str, Counts)]) {
+    println!(
+        "\nfirst-level cache misses an order (callgrind's simulation of this machine's caches, each process alone: a machine that runs the four and the load on two cores misses more), the four processes summed, added per span against no telemetry:\n"
+    );
+    println!(
+        "{:<22} {:>14} {:>10} {:>14} {:>10}",
+        "configuration", "instruction", "per span", "data", "per span"
+    );
+    let baseline = rows
+        .iter()
+        .find(|(name, _)| *name == super::Row::NoTelemetry.name())
+        .map(|(_, counts)| *counts);
+    for (name, counts) in rows {
+        let per_span = |of: fn(&Counts) -> f64| match baseline {
+            Some(base) if *name != super::Row::NoTelemetry.name() => {
+                format!("{:.0}", (of(counts) - of(&base)) / SPANS_PER_ORDER as f64)
+            }
+            _ => "-".to_owned(),
+        };
+        println!(
+            "{:<22} {:>14.0} {:>10} {:>14.0} {:>10}",
+            name,
+            counts.instruction_misses,
+            per_span(|c| c.instruction_misses),
+            counts.data_misses,
+            per_span(|c| c.data_misses),
+        );
+    }
+}
+
+/// What callgrind counted in one process (or in an order, as a difference of two runs):
+/// instructions, and with `--cache-sim=yes` the first-level cache misses, of instructions and
+/// of data (reads and writes).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Counts<T = f64> {
+    instructions: T,
+    instruction_misses: T,
+    data_misses: T,
+}
+
+impl Counts {
+    fn sum(counts: &[Counts]) -> Counts {
+        counts.iter().fold(Counts::default(), |total, c| Counts {
+            instructions: total.instructions + c.instructions,
+            instruction_misses: total.instruction_misses + c.instruction_misses,
+            data_misses: total.data_misses + c.data_misses,
+        })
+    }
+
+    /// `(loaded − idle) / orders` for each count.
+    fn per_order(loaded: &Counts<u64>, idle: &Counts<u64>, orders: u64) -> Counts {
+        let per_order = |l: u64, i: u64| (l as f64 - i as f64) / orders as f64;
+        Counts {
+            instructions: per_order(loaded.instructions, idle.instructions),
+            instruction_misses: per_order(loaded.instruction_misses, idle.instruction_misses),
+            data_misses: per_order(loaded.data_misses, idle.data_misses),
+        }
+    }
+}
+
+/// The counts per order of each process (in [`SERVICES`] order); the runs' callgrind files
 /// kept in `keep`'s `loaded` and `idle` if it is given.
 async fn count(
     binaries: super::Binaries,
     env: &[(&'static str, String)],
     orders: u64,
     keep: Option<&Path>,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<Counts>, String> {
     let kept = |run: &str| keep.map(|dir| dir.join(run));
     let loaded = count_run(binaries, env, orders, orders, kept("loaded").as_deref()).await?;
     let idle = count_run(binaries, env, orders, 0, kept("idle").as_deref()).await?;
     Ok(loaded
         .iter()
         .zip(&idle)
-        .map(|(l, i)| (*l as f64 - *i as f64) / orders as f64)
+        .map(|(l, i)| Counts::per_order(l, i, orders))
         .collect())
 }
 
-/// Instructions of each process for a run of `slots` tenths of a second in which `orders`
+/// The counts of each process for a run of `slots` tenths of a second in which `orders`
 /// (0 or `slots`) orders are sent; its callgrind files moved to `keep` if it is given.
 async fn count_run(
     binaries: super::Binaries,
@@ -137,7 +217,7 @@ async fn count_run(
     slots: u64,
     orders: u64,
     keep: Option<&Path>,
-) -> Result<Vec<u64>, String> {
+) -> Result<Vec<Counts<u64>>, String> {
     let dir = tempdir()?;
     let counts = count_in(&dir, binaries, env, slots, orders).await;
     match keep {
@@ -184,7 +264,7 @@ async fn count_in(
     env: &[(&'static str, String)],
     slots: u64,
     orders: u64,
-) -> Result<Vec<u64>, String> {
+) -> Result<Vec<Counts<u64>>, String> {
     let mut env = env.to_vec();
     env.push(("INVENTORY_LOOKUP_SCALE", "0".into()));
     let services = Services::start_under(binaries, &env, Some(dir)).await?;
@@ -230,16 +310,41 @@ async fn count_in(
         .collect()
 }
 
-/// The `totals:` (or `summary:`) line of a callgrind output file.
-fn totals(path: &Path) -> Result<u64, String> {
+/// The totals of a callgrind output file.
+fn totals(path: &Path) -> Result<Counts<u64>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
+    parse_totals(&text).ok_or_else(|| format!("{}: no totals line", path.display()))
+}
+
+/// The `totals:` (or `summary:`) line, read by the names of the `events:` line: `Ir` alone, or
+/// with `--cache-sim=yes` `Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw`.
+fn parse_totals(text: &str) -> Option<Counts<u64>> {
+    let events: Vec<&str> = text
+        .lines()
+        .find_map(|line| line.strip_prefix("events:"))?
+        .split_whitespace()
+        .collect();
+    let values: Vec<u64> = text
+        .lines()
         .find_map(|line| {
             line.strip_prefix("totals:")
                 .or_else(|| line.strip_prefix("summary:"))
-        })
-        .and_then(|n| n.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| format!("{}: no totals line", path.display()))
+        })?
+        .split_whitespace()
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    let event = |name: &str| {
+        events
+            .iter()
+            .position(|e| *e == name)
+            .and_then(|at| values.get(at))
+            .copied()
+    };
+    Some(Counts {
+        instructions: event("Ir")?,
+        instruction_misses: event("I1mr").unwrap_or(0),
+        data_misses: event("D1mr").unwrap_or(0) + event("D1mw").unwrap_or(0),
+    })
 }
 
 /// A fresh directory for one row's output files.
@@ -257,7 +362,36 @@ fn tempdir() -> Result<PathBuf, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::kebab_case;
+    use super::{Counts, kebab_case, parse_totals};
+
+    #[test]
+    fn totals_are_read_by_their_event_names_with_or_without_the_cache_simulation() {
+        let plain = "version: 1\ncmd: order-service\nevents: Ir\nfn=main\n1 5\nsummary: 1234\ntotals: 1234\n";
+        assert_eq!(
+            parse_totals(plain),
+            Some(Counts {
+                instructions: 1234,
+                instruction_misses: 0,
+                data_misses: 0
+            })
+        );
+        let simulated =
+            "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\nsummary: 900 300 200 40 7 5 2 1 1\n";
+        assert_eq!(
+            parse_totals(simulated),
+            Some(Counts {
+                instructions: 900,
+                instruction_misses: 40,
+                data_misses: 12
+            })
+        );
+        assert_eq!(parse_totals("events: Ir\n"), None, "no totals line");
+        assert_eq!(
+            parse_totals("events: Dr\ntotals: 5\n"),
+            None,
+            "no instructions"
+        );
+    }
 
     #[test]
     fn row_names_become_directory_names() {

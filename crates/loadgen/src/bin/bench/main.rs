@@ -87,6 +87,11 @@ struct Args {
     /// `callgrind_annotate`): whose work a span is. Meaningful on the profiling build.
     #[arg(long, requires = "keep_profiles")]
     by_crate: bool,
+    /// With `--instructions`, callgrind also simulates this machine's first-level caches, and
+    /// a second table gives each row's instruction- and data-cache misses an order, and what a
+    /// span adds: what the instruction count leaves out (BENCHMARKS.md, twenty-ninth round).
+    #[arg(long, requires = "instructions")]
+    cache_sim: bool,
     /// Runs each row measured per span at the same time as a no-telemetry twin of its own
     /// (two sets of four processes, each at the load), instead of the rows in turn: each
     /// round's difference is then between two runs the machine treated alike, on a machine
@@ -941,6 +946,7 @@ async fn bench(args: Args) -> ExitCode {
             args.instruction_orders,
             args.keep_profiles.as_deref(),
             args.by_crate,
+            args.cache_sim,
         )
         .await;
     }
