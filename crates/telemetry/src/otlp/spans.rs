@@ -38,6 +38,8 @@ const CONTEXT_IS_REMOTE: u32 = 0x200;
 pub(crate) struct EncodedSpans {
     scopes: Vec<(InstrumentationScope, Vec<u8>)>,
     count: usize,
+    /// Spans ended and not encoded yet ([`EncodedSpans::hold`]).
+    held: Vec<SpanData>,
     /// The capacity the first scope's buffer is made with.
     expected: usize,
 }
@@ -48,7 +50,39 @@ pub(crate) struct EncodedSpans {
 /// written in front of a copy instead.
 const HEAD_ROOM: usize = 1024;
 
+/// How many ended spans are encoded together ([`EncodedSpans::hold`]).
+const ENCODED_TOGETHER: usize = 16;
+
 impl EncodedSpans {
+    /// Keeps `span` (as the SDK ended it), and encodes the spans kept once there are
+    /// [`ENCODED_TOGETHER`]; the rest are encoded when the batch becomes its request.
+    ///
+    /// Why not each span as it ends: between two ends the thread runs a request's own code,
+    /// which takes the first-level instruction cache, so the encoder and the drop of a
+    /// `SpanData` were fetched again for every span. Sixteen at a time, that is once for
+    /// sixteen: 13 % fewer of the misses that spans add to an order in callgrind's simulation
+    /// of this machine's caches, for the same instructions (BENCHMARKS.md, twenty-ninth round).
+    /// Sixteen spans are a few kilobytes waiting, where the whole batch would be hundreds.
+    pub(crate) fn hold(&mut self, span: SpanData, limit: usize) {
+        if self.held.capacity() == 0 {
+            self.held.reserve_exact(ENCODED_TOGETHER);
+        }
+        self.held.push(span);
+        if self.held.len() >= ENCODED_TOGETHER {
+            self.encode_held(limit);
+        }
+    }
+
+    /// Encodes the spans kept, in the order they ended, and frees them.
+    fn encode_held(&mut self, limit: usize) {
+        let mut held = std::mem::take(&mut self.held);
+        for span in &held {
+            self.push(span, limit);
+        }
+        held.clear();
+        self.held = held;
+    }
+
     /// The spans of each scope, without the first scope's head room.
     fn scopes(&self) -> impl Iterator<Item = (&InstrumentationScope, &[u8])> {
         self.scopes
@@ -113,7 +147,7 @@ impl Batch for EncodedSpans {
     }
 
     fn len(&self) -> usize {
-        self.count
+        self.count + self.held.len()
     }
 
     fn bytes(&self) -> usize {
@@ -127,6 +161,7 @@ impl Batch for EncodedSpans {
     /// [`EncodedSpans::request`], written in place around the spans when they are of one
     /// scope and the head fits in [`HEAD_ROOM`].
     fn into_request(mut self, resource: &[u8], schema_url: &str, limit: usize) -> Bytes {
+        self.encode_held(limit);
         if self.scopes.len() != 1 {
             return self.request(resource, schema_url, limit).into();
         }
@@ -188,7 +223,7 @@ pub(crate) fn request(
 ) -> Vec<u8> {
     let mut spans = EncodedSpans::default();
     for span in batch {
-        spans.push(span, limit);
+        spans.hold(span.clone(), limit);
     }
     spans.into_request(resource, schema_url, limit).to_vec()
 }
@@ -522,6 +557,26 @@ mod tests {
                 "the same message, in other bytes"
             );
         }
+    }
+
+    #[test]
+    fn spans_encoded_sixteen_at_a_time_keep_their_order_in_each_scope() {
+        // 40 spans of two scopes: two sixteens encoded as they come, eight when the request
+        // is made.
+        let many: Vec<SpanData> = (0..8)
+            .flat_map(|round| {
+                batch().into_iter().map(move |mut span| {
+                    span.name = format!("{}-{round}", span.name).into();
+                    span
+                })
+            })
+            .collect();
+        assert_eq!(many.len(), 40);
+        let resource = test_resource();
+        assert_eq!(
+            ours(&many, &resource, usize::MAX),
+            crate_request(many.clone(), &resource)
+        );
     }
 
     #[test]
