@@ -1,6 +1,6 @@
-//! The processors of this crate's exporter: spans are encoded as OTLP sixteen at a time as they
-//! end (`spans::EncodedSpans::hold`), each log record as it is written, on the thread that made
-//! them, into the batch being filled; a sender sends the batches. [`Batcher`] is that machinery, for either signal ([`Batch`]);
+//! The processors of this crate's exporter: spans are encoded as OTLP sixteen at a time as
+//! they end (`spans::EncodedSpans::hold`), each log record as it is written, into the batch
+//! being filled, on the thread that ends or writes them; a sender sends the batches. [`Batcher`] is that machinery, for either signal ([`Batch`]);
 //! [`OtlpSpanProcessor`] and [`OtlpLogProcessor`] hand it the SDK's spans and records.
 //!
 //! Where the sender runs: on a service's runtime of one thread (tokio's current-thread
@@ -18,8 +18,9 @@
 //! its name, attributes and events), or a copy of each log record and its scope, through a
 //! channel of `OTEL_BSP_MAX_QUEUE_SIZE` (`OTEL_BLRP_…`) slots, allocated whole at start, to
 //! their thread, which encodes the batch there and frees every allocation. Here the encoded
-//! bytes wait (and at most fifteen spans not yet encoded), and the allocations are freed by
-//! the thread that made them (a batch's last few spans excepted, with a sender thread). Measured
+//! bytes wait (with at most fifteen spans of the batch being filled not encoded yet), and the
+//! allocations are freed by a thread that ends spans (with several such threads, the one that
+//! ends the sixteenth; the last spans of a batch sent by the timer, by the sender). Measured
 //! (BENCHMARKS.md): for spans (seventh round) 1.1–1.4 k instructions a span fewer, and 0.5–1.3
 //! MiB less resident in payment- and notification-service after a sustained run; for log
 //! records (fourteenth round) the copy of each record is gone.
@@ -62,8 +63,10 @@ pub(crate) trait Batch: std::fmt::Debug + Send + 'static {
     const ITEMS: &'static str;
     /// An empty batch whose first buffer is made with `bytes`.
     fn expecting(bytes: usize) -> Self;
-    /// Items encoded so far.
+    /// Items in the batch (encoded, or held to be: `spans`).
     fn len(&self) -> usize;
+    /// Called once the batch holds `max_batch` items, before it waits to be sent.
+    fn filled(&mut self, _limit: usize) {}
     /// Their bytes.
     fn bytes(&self) -> usize;
     /// The export request of these items; `resource` is `common::resource`'s encoding.
@@ -232,7 +235,7 @@ impl<B: Batch> Batcher<B> {
         })
     }
 
-    /// Encodes one item (`encode`, given the batch and the value limit) after the others,
+    /// Adds one item (`encode`, given the batch and the value limit) after the others,
     /// unless the shutdown was asked or the queue is full.
     fn push(&self, encode: impl FnOnce(&mut B, usize)) {
         let mut state = lock(&self.shared.state);
@@ -266,6 +269,9 @@ impl<B: Batch> Batcher<B> {
         if let Some(batch) = batches.back_mut() {
             encode(batch, self.value_limit);
             full = batch.len() == self.schedule.max_batch;
+            if full {
+                batch.filled(self.value_limit);
+            }
             *queued += 1;
         }
         drop(state);
@@ -331,7 +337,7 @@ impl<B: Batch> Batcher<B> {
     }
 }
 
-/// Encodes spans as they end and exports them in batches (`OTEL_BSP_*`).
+/// Encodes spans as they end, sixteen at a time, and exports them in batches (`OTEL_BSP_*`).
 #[derive(Debug)]
 pub(crate) struct OtlpSpanProcessor(Batcher<EncodedSpans>);
 
@@ -358,7 +364,7 @@ impl SpanProcessor for OtlpSpanProcessor {
         if span.span_context.is_sampled() {
             self.0.push(move |batch, limit| batch.hold(span, limit));
         }
-        // `span` is freed here, on the thread that made it.
+        // `span` is freed once encoded (`EncodedSpans::hold`), or here if it is refused.
     }
 
     fn force_flush(&self) -> OTelSdkResult {

@@ -1,5 +1,5 @@
-//! `ExportTraceServiceRequest`, written straight from the SDK's `SpanData`, one span at a time as
-//! each ends (`processor`): the bytes opentelemetry-otlp 0.33 would send for the same batch
+//! `ExportTraceServiceRequest`, written straight from the SDK's `SpanData`, sixteen spans at a
+//! time as they end (`processor`): the bytes opentelemetry-otlp 0.33 would send for the same batch
 //! (`transform::trace` of opentelemetry-proto: one `ResourceSpans`, one `ScopeSpans` per
 //! instrumentation scope in order of first appearance), without building its structs. The test
 //! below decodes both and compares.
@@ -26,9 +26,9 @@ use super::{
 const CONTEXT_HAS_IS_REMOTE: u32 = 0x100;
 const CONTEXT_IS_REMOTE: u32 = 0x200;
 
-/// Spans encoded one at a time, as they end: per instrumentation scope, in order of first
-/// appearance (as opentelemetry-proto groups a batch), the `ScopeSpans.spans` fields of its
-/// spans, each span's key, length and body.
+/// Spans encoded as they end, sixteen at a time ([`EncodedSpans::hold`]): per instrumentation
+/// scope, in order of first appearance (as opentelemetry-proto groups a batch), the
+/// `ScopeSpans.spans` fields of its spans, each span's key, length and body.
 ///
 /// The first scope's buffer starts with [`HEAD_ROOM`] bytes left free, for the request's head:
 /// a batch of one scope (every span of a service has the same) becomes its request in place
@@ -91,8 +91,9 @@ impl EncodedSpans {
             .map(|(i, (scope, spans))| (scope, &spans[if i == 0 { HEAD_ROOM } else { 0 }..]))
     }
 
-    /// Encodes `span` after the others, its string values cut to `limit` bytes.
-    pub(crate) fn push(&mut self, span: &SpanData, limit: usize) {
+    /// Encodes `span` after the others, its string values cut to `limit` bytes (only from
+    /// [`EncodedSpans::encode_held`]: spans held would come after it).
+    fn push(&mut self, span: &SpanData, limit: usize) {
         let at = match self
             .scopes
             .iter()
@@ -148,6 +149,12 @@ impl Batch for EncodedSpans {
 
     fn len(&self) -> usize {
         self.count + self.held.len()
+    }
+
+    /// The batch is full: its last spans are encoded now, on the thread that ended them, so
+    /// that [`Batch::bytes`] is the whole batch's.
+    fn filled(&mut self, limit: usize) {
+        self.encode_held(limit);
     }
 
     fn bytes(&self) -> usize {

@@ -3,10 +3,11 @@
 //! prost encodes a message in two passes (every nested message's length first, then its bytes)
 //! and only from its own structs, which opentelemetry-otlp must first build from the SDK's,
 //! allocating a `String` for every key and value. [`Writer`] writes a nested message's body in
-//! place behind a one-byte length slot and widens the slot afterwards if the body came out longer
-//! than 127 bytes, which moves that body: a span's bytes move once for the span and once for
-//! each enclosing message (its scope's, the resource's), a few memcpy's of the batch. Field values follow proto3: a scalar at its
-//! default is left out (as prost leaves it out), unless the caller says it is a `oneof` member.
+//! place behind a length slot of one byte (two for a span or a log record, whose bodies are
+//! mostly 128 to 16 383 bytes: [`Writer::long_message`]) and fits the slot afterwards if the
+//! body's length takes another width, which moves that body. Field values follow proto3: a
+//! scalar at its default is left out (as prost leaves it out), unless the caller says it is a
+//! `oneof` member.
 //! The varint and key primitives are prost's own.
 
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
@@ -145,6 +146,11 @@ impl Writer {
     /// Writes `len` as the varint at `slot`, which has `reserved` bytes before the body: the
     /// body moves (and the buffer grows or shrinks) when the varint takes another width.
     fn fit_length(&mut self, slot: usize, reserved: usize, len: usize) {
+        debug_assert_eq!(
+            self.buf.len(),
+            slot + reserved + len,
+            "the body ends the buffer"
+        );
         let width = encoded_len_varint(len as u64);
         let body = slot + reserved..slot + reserved + len;
         if width > reserved {
@@ -199,21 +205,21 @@ mod tests {
     }
 
     #[test]
-    fn a_long_message_is_written_as_a_message_whatever_its_length() {
-        // Under 128 (its slot shrinks), the two-byte range, and over 16 383 (its slot widens).
-        for len in [
-            0, 1, 126, 127, 128, 300, 16_381, 16_382, 16_383, 16_384, 70_000,
-        ] {
+    fn a_long_message_is_written_as_its_length_written_ahead_would_be() {
+        // Under 128 (its slot shrinks), the two-byte range, over 16 383 and over 2 097 151
+        // (its slot widens to three and four bytes).
+        for len in [0, 1, 126, 127, 128, 300, 16_383, 16_384, 70_000, 1 << 21] {
             let body = vec![7_u8; len];
-            let mut message = Writer::default();
-            message.bytes_always(1, b"before");
-            message.message(2, |w| w.raw(&body));
-            message.bytes_always(3, b"after");
+            let mut ahead = Writer::default();
+            ahead.bytes_always(1, b"before");
+            ahead.header(2, len);
+            ahead.raw(&body);
+            ahead.bytes_always(3, b"after");
             let mut long = Writer::default();
             long.bytes_always(1, b"before");
             long.long_message(2, |w| w.raw(&body));
             long.bytes_always(3, b"after");
-            assert_eq!(long.into_vec(), message.into_vec(), "a body of {len} bytes");
+            assert!(long.into_vec() == ahead.into_vec(), "a body of {len} bytes");
         }
     }
 

@@ -95,7 +95,13 @@ fn against(row: &ByCrate, baseline: &ByCrate) -> ByCrate {
 /// `callgrind_annotate`'s table of `file`: exclusive counts per function, every function.
 fn annotate(file: &Path) -> Result<String, String> {
     let output = Command::new("callgrind_annotate")
-        .args(["--inclusive=no", "--threshold=100", "--auto=no"])
+        // Instructions only: a file of `--cache-sim` has nine counts a line.
+        .args([
+            "--inclusive=no",
+            "--threshold=100",
+            "--auto=no",
+            "--show=Ir",
+        ])
         .arg(file)
         .output()
         .map_err(|e| format!("callgrind_annotate: {e}"))?;

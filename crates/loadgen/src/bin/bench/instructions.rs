@@ -42,8 +42,9 @@ pub(super) fn under_callgrind(binary: &Path, out: &Path) -> Command {
     command
 }
 
-/// Every row, one after the other; prints instructions per order for each process, and keeps
-/// the callgrind files in `keep` if it is given.
+/// Every row, one after the other; prints instructions per order for each process (and with
+/// `cache_sim` the first-level cache misses an order, a second table), and keeps the callgrind
+/// files in `keep` if it is given.
 pub(super) async fn run_all(
     configurations: &[Configuration],
     orders: u64,
@@ -78,10 +79,10 @@ pub(super) async fn run_all(
         let keep = keep.map(|dir| dir.join(kebab_case(name)));
         let mut env = env.clone();
         if cache_sim {
-            // valgrind reads options from this variable too, after those of its command line.
-            let mut options = std::env::var("VALGRIND_OPTS").unwrap_or_default();
-            options.push_str(" --cache-sim=yes");
-            env.push(("VALGRIND_OPTS", options));
+            // valgrind reads options from this variable as well as from its command line.
+            let mut options = std::env::var_os("VALGRIND_OPTS").unwrap_or_default();
+            options.push(" --cache-sim=yes");
+            env.push(("VALGRIND_OPTS", options.to_string_lossy().into_owned()));
         }
         let counts = match count(*binaries, &env, orders, keep.as_deref()).await {
             Ok(counts) => counts,
@@ -90,7 +91,15 @@ pub(super) async fn run_all(
                 return ExitCode::FAILURE;
             }
         };
-        misses.push((*name, Counts::sum(&counts)));
+        let summed = Counts::sum(&counts);
+        if cache_sim && summed.instruction_misses == 0.0 {
+            // A `.valgrindrc` read after the variable can turn the simulation off again.
+            eprintln!(
+                "bench: {name}: callgrind counted no cache misses: is --cache-sim=no set in a .valgrindrc?"
+            );
+            return ExitCode::FAILURE;
+        }
+        misses.push((*name, summed));
         let per_order: Vec<f64> = counts.iter().map(|c| c.instructions).collect();
         let total: f64 = per_order.iter().sum();
         if *name == super::Row::NoTelemetry.name() {
