@@ -1,7 +1,8 @@
 //! The processors of this crate's exporter: spans are encoded as OTLP sixteen at a time as
 //! they end (`spans::EncodedSpans::hold`), each log record as it is written, into the batch
-//! being filled, on the thread that ends or writes them; a sender sends the batches. [`Batcher`] is that machinery, for either signal ([`Batch`]);
-//! [`OtlpSpanProcessor`] and [`OtlpLogProcessor`] hand it the SDK's spans and records.
+//! being filled, on the thread that ends or writes them; a sender sends the batches.
+//! [`Batcher`] is that machinery, for either signal ([`Batch`]); [`OtlpSpanProcessor`] and
+//! [`OtlpLogProcessor`] hand it the SDK's spans and records.
 //!
 //! Where the sender runs: on a service's runtime of one thread (tokio's current-thread
 //! scheduler, `service_kit::runtime`) it is a task of that runtime, so that the service stays

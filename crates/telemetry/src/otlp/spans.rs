@@ -1,6 +1,6 @@
 //! `ExportTraceServiceRequest`, written straight from the SDK's `SpanData`, sixteen spans at a
-//! time as they end (`processor`): the bytes opentelemetry-otlp 0.33 would send for the same batch
-//! (`transform::trace` of opentelemetry-proto: one `ResourceSpans`, one `ScopeSpans` per
+//! time as they end (`processor`): the bytes opentelemetry-otlp 0.33 would send for the same
+//! batch (`transform::trace` of opentelemetry-proto: one `ResourceSpans`, one `ScopeSpans` per
 //! instrumentation scope in order of first appearance), without building its structs. The test
 //! below decodes both and compares.
 
@@ -61,7 +61,8 @@ impl EncodedSpans {
     /// which takes the first-level instruction cache, so the encoder and the drop of a
     /// `SpanData` were fetched again for every span. Sixteen at a time, that is once for
     /// sixteen: 13 % fewer of the misses that spans add to an order in callgrind's simulation
-    /// of this machine's caches, for the same instructions (BENCHMARKS.md, twenty-ninth round).
+    /// of this machine's caches, for about the same instructions (BENCHMARKS.md, twenty-ninth
+    /// round).
     /// Sixteen spans are a few kilobytes waiting, where the whole batch would be hundreds.
     pub(crate) fn hold(&mut self, span: SpanData, limit: usize) {
         if self.held.capacity() == 0 {
