@@ -65,9 +65,6 @@ impl EncodedSpans {
     /// round).
     /// Sixteen spans are a few kilobytes waiting, where the whole batch would be hundreds.
     pub(crate) fn hold(&mut self, span: SpanData, limit: usize) {
-        if self.held.capacity() == 0 {
-            self.held.reserve_exact(ENCODED_TOGETHER);
-        }
         self.held.push(span);
         if self.held.len() >= ENCODED_TOGETHER {
             self.encode_held(limit);
@@ -144,6 +141,7 @@ impl Batch for EncodedSpans {
     fn expecting(bytes: usize) -> Self {
         Self {
             expected: bytes,
+            held: Vec::with_capacity(ENCODED_TOGETHER),
             ..Self::default()
         }
     }

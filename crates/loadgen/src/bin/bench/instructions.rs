@@ -101,19 +101,19 @@ pub(super) async fn run_all(
         }
         misses.push((*name, summed));
         let per_order: Vec<f64> = counts.iter().map(|c| c.instructions).collect();
-        let total: f64 = per_order.iter().sum();
+        let total = summed.instructions;
         if *name == super::Row::NoTelemetry.name() {
             baseline = Some(total);
         }
-        let per_span = match baseline {
-            Some(base) if *name != super::Row::NoTelemetry.name() => {
-                format!("{:.0}", (total - base) / SPANS_PER_ORDER as f64)
-            }
-            _ => "-".to_owned(),
-        };
         println!(
             "{:<22} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12}",
-            name, per_order[3], per_order[0], per_order[1], per_order[2], total, per_span
+            name,
+            per_order[3],
+            per_order[0],
+            per_order[1],
+            per_order[2],
+            total,
+            added_per_span(name, total, baseline)
         );
         if let (true, Some(dir)) = (by_crate, &keep) {
             match super::by_crate::row(dir, orders) {
@@ -153,20 +153,29 @@ fn print_misses(rows: &[(&str, Counts)]) {
         .find(|(name, _)| *name == super::Row::NoTelemetry.name())
         .map(|(_, counts)| *counts);
     for (name, counts) in rows {
-        let per_span = |of: fn(&Counts) -> f64| match baseline {
-            Some(base) if *name != super::Row::NoTelemetry.name() => {
-                format!("{:.0}", (of(counts) - of(&base)) / SPANS_PER_ORDER as f64)
-            }
-            _ => "-".to_owned(),
-        };
         println!(
             "{:<22} {:>14.0} {:>10} {:>14.0} {:>10}",
             name,
             counts.instruction_misses,
-            per_span(|c| c.instruction_misses),
+            added_per_span(
+                name,
+                counts.instruction_misses,
+                baseline.map(|b| b.instruction_misses)
+            ),
             counts.data_misses,
-            per_span(|c| c.data_misses),
+            added_per_span(name, counts.data_misses, baseline.map(|b| b.data_misses)),
         );
+    }
+}
+
+/// What row `name`'s `value` an order adds a span against no telemetry's `baseline`, as
+/// printed: "-" for no telemetry itself, or without a baseline.
+fn added_per_span(name: &str, value: f64, baseline: Option<f64>) -> String {
+    match baseline {
+        Some(base) if name != super::Row::NoTelemetry.name() => {
+            format!("{:.0}", (value - base) / SPANS_PER_ORDER as f64)
+        }
+        _ => "-".to_owned(),
     }
 }
 
