@@ -6,7 +6,10 @@
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
 
-use super::wire::{Writer, field_len};
+use super::{
+    request::Request,
+    wire::{Writer, field_len},
+};
 use crate::dropped::cut;
 
 /// `KeyValue.key`, `KeyValue.value`.
@@ -107,12 +110,13 @@ pub(crate) fn nanos(time: std::time::SystemTime) -> u64 {
 /// `ResourceSpans`/`ResourceLogs` with `resource` (`resource`'s encoding) and `schema_url`, and
 /// per scope its `InstrumentationScope` message, its items' encoded fields (`ScopeSpans.spans`,
 /// `ScopeLogs.log_records`: tag 2) and its schema URL. Every length is known before its body is
-/// written, so each item's bytes are copied once, into the request.
+/// written, so each item's bytes are copied once, into the request (behind its gRPC frame's
+/// head).
 pub(crate) fn request<'a>(
     resource: &[u8],
     schema_url: &str,
     scopes: impl Iterator<Item = (Vec<u8>, &'a [u8], &'a str)>,
-) -> Vec<u8> {
+) -> Request {
     // Per scope: its message, its items, its schema URL and the length of its body.
     let scopes: Vec<_> = scopes
         .map(|(message, items, schema)| {
@@ -121,7 +125,7 @@ pub(crate) fn request<'a>(
         })
         .collect();
     let resource_body = resource_len(resource, scopes.iter().map(|s| s.3), schema_url);
-    let mut w = Writer::with_capacity(field_len(resource_body));
+    let mut w = Writer::from_vec(Request::buffer(field_len(resource_body)));
     // resource_spans / resource_logs
     w.header(1, resource_body);
     // .resource
@@ -134,7 +138,7 @@ pub(crate) fn request<'a>(
         w.string(3, schema);
     }
     w.string(3, schema_url);
-    w.into_vec()
+    Request::framed(w.into_vec(), 0)
 }
 
 /// What [`request`] writes before the items when there is one scope (`message`, `items` bytes

@@ -16,6 +16,7 @@ use super::{
         BOOL_VALUE, BYTES_VALUE, DOUBLE_VALUE, INT_VALUE, KVLIST_VALUE, VALUES, nanos, string_value,
     },
     processor::Batch,
+    request::Request,
     wire::Writer,
 };
 use crate::dropped::Throttle;
@@ -92,7 +93,7 @@ impl Batch for EncodedLogs {
 
     /// The `ExportLogsServiceRequest` of these records: one `ResourceLogs`, one `ScopeLogs`
     /// per group.
-    fn into_request(self, resource: &[u8], schema_url: &str, limit: usize) -> bytes::Bytes {
+    fn into_request(self, resource: &[u8], schema_url: &str, limit: usize) -> Request {
         let groups = self.groups.iter().map(|(scope, name, records)| {
             (
                 super::common::scope(scope, name, limit),
@@ -100,7 +101,7 @@ impl Batch for EncodedLogs {
                 scope.schema_url().unwrap_or_default(),
             )
         });
-        super::common::request(resource, schema_url, groups).into()
+        super::common::request(resource, schema_url, groups)
     }
 
     fn answered(response: bytes::Bytes) {
@@ -137,7 +138,9 @@ fn request(
     for (record, scope) in batch.iter() {
         logs.push(record, scope, limit);
     }
-    logs.into_request(resource, schema_url, limit).to_vec()
+    logs.into_request(resource, schema_url, limit)
+        .message()
+        .to_vec()
 }
 
 /// The body of one `LogRecord`, fields in tag order as prost writes them.

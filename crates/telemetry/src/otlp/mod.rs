@@ -12,8 +12,10 @@
 //! `config`.
 
 mod common;
+mod grpc;
 mod log_records;
 mod processor;
+mod request;
 mod spans;
 mod transport;
 mod wire;
@@ -25,6 +27,7 @@ use std::time::Duration;
 use opentelemetry_sdk::error::OTelSdkError;
 
 use crate::config::{ExportSettings, TelemetryConfig};
+use request::Request;
 use transport::Transport;
 
 /// The gRPC methods of the trace and logs services.
@@ -53,7 +56,7 @@ impl Destination {
     }
 
     /// Sends `request`; returns the response body.
-    async fn send(&self, request: bytes::Bytes) -> Result<bytes::Bytes, OTelSdkError> {
+    async fn send(&self, request: Request) -> Result<bytes::Bytes, OTelSdkError> {
         self.transport
             .send(request, self.timeout)
             .await

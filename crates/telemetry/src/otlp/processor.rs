@@ -48,7 +48,7 @@ use opentelemetry_sdk::{
 use tokio::{runtime::RuntimeFlavor, sync::Notify};
 
 use super::{
-    Destination, LOGS_EXPORT, TRACE_EXPORT, log_records::EncodedLogs, spans::EncodedSpans,
+    Destination, LOGS_EXPORT, Request, TRACE_EXPORT, log_records::EncodedLogs, spans::EncodedSpans,
 };
 use crate::{
     config::{ExportSettings, TelemetryConfig},
@@ -71,7 +71,7 @@ pub(crate) trait Batch: std::fmt::Debug + Send + 'static {
     /// Their bytes.
     fn bytes(&self) -> usize;
     /// The export request of these items; `resource` is `common::resource`'s encoding.
-    fn into_request(self, resource: &[u8], schema_url: &str, limit: usize) -> bytes::Bytes;
+    fn into_request(self, resource: &[u8], schema_url: &str, limit: usize) -> Request;
     /// Reads the collector's answer: counts what a partial success refused.
     fn answered(response: bytes::Bytes);
     /// Counts `count` items lost to the failed export `error`.

@@ -4,7 +4,6 @@
 //! instrumentation scope in order of first appearance), without building its structs. The test
 //! below decodes both and compares.
 
-use bytes::Bytes;
 use opentelemetry::{
     InstrumentationScope,
     trace::{SpanKind, Status, TraceState},
@@ -18,6 +17,7 @@ use crate::dropped::Throttle;
 use super::{
     common::{attributes, nanos, one_scope_head, one_scope_tail},
     processor::Batch,
+    request::{FRAME_HEAD, Request},
     wire::Writer,
 };
 
@@ -30,10 +30,11 @@ const CONTEXT_IS_REMOTE: u32 = 0x200;
 /// scope, in order of first appearance (as opentelemetry-proto groups a batch), the
 /// `ScopeSpans.spans` fields of its spans, each span's key, length and body.
 ///
-/// The first scope's buffer starts with [`HEAD_ROOM`] bytes left free, for the request's head:
-/// a batch of one scope (every span of a service has the same) becomes its request in place
-/// ([`EncodedSpans::into_request`]), where copying it into a request of its own was 2 % of
-/// what an exported span costs (BENCHMARKS.md, fourteenth round).
+/// The first scope's buffer starts with [`HEAD_ROOM`] bytes left free, for the request's head
+/// and the gRPC frame's in front of it: a batch of one scope (every span of a service has the
+/// same) becomes its request in place ([`EncodedSpans::into_request`]), where copying it into
+/// a request of its own was 2 % of what an exported span costs (BENCHMARKS.md, fourteenth
+/// round).
 #[derive(Debug, Default)]
 pub(crate) struct EncodedSpans {
     scopes: Vec<(InstrumentationScope, Vec<u8>)>,
@@ -44,10 +45,10 @@ pub(crate) struct EncodedSpans {
     expected: usize,
 }
 
-/// Room for what precedes the spans in a request: the keys and lengths of `ResourceSpans` and
-/// `ScopeSpans`, the `Resource` message (about 250 bytes with the default attributes) and the
-/// `InstrumentationScope` message. A larger head (a long `OTEL_RESOURCE_ATTRIBUTES`) is
-/// written in front of a copy instead.
+/// Room for what precedes the spans in a request: the gRPC frame's head ([`FRAME_HEAD`]), the
+/// keys and lengths of `ResourceSpans` and `ScopeSpans`, the `Resource` message (about 250
+/// bytes with the default attributes) and the `InstrumentationScope` message. A larger head
+/// (a long `OTEL_RESOURCE_ATTRIBUTES`) is written in front of a copy instead.
 const HEAD_ROOM: usize = 1024;
 
 /// How many ended spans are encoded together ([`EncodedSpans::hold`]).
@@ -121,7 +122,7 @@ impl EncodedSpans {
     /// The `ExportTraceServiceRequest` of these spans: one `ResourceSpans`, one `ScopeSpans`
     /// per scope. `resource` is [`super::common::resource`]'s encoding. Every length is known
     /// before its body is written, so each span's bytes are copied once, into the request.
-    fn request(&self, resource: &[u8], schema_url: &str, limit: usize) -> Vec<u8> {
+    fn request(&self, resource: &[u8], schema_url: &str, limit: usize) -> Request {
         let scopes = self.scopes().map(|(scope, spans)| {
             (
                 super::common::scope(scope, scope.name(), limit),
@@ -166,30 +167,30 @@ impl Batch for EncodedSpans {
 
     /// [`EncodedSpans::request`], written in place around the spans when they are of one
     /// scope and the head fits in [`HEAD_ROOM`].
-    fn into_request(mut self, resource: &[u8], schema_url: &str, limit: usize) -> Bytes {
+    fn into_request(mut self, resource: &[u8], schema_url: &str, limit: usize) -> Request {
         self.encode_held(limit);
         if self.scopes.len() != 1 {
-            return self.request(resource, schema_url, limit).into();
+            return self.request(resource, schema_url, limit);
         }
         let spans = self.bytes();
         let Some((scope, buf)) = self.scopes.pop() else {
-            return Bytes::new();
+            return self.request(resource, schema_url, limit);
         };
         let message = super::common::scope(&scope, scope.name(), limit);
         let scope_schema = scope.schema_url().unwrap_or_default();
         let head = one_scope_head(resource, schema_url, &message, spans, scope_schema);
-        let Some(start) = HEAD_ROOM.checked_sub(head.len()) else {
+        let Some(start) = HEAD_ROOM.checked_sub(FRAME_HEAD + head.len()) else {
             let scopes = std::iter::once((message, &buf[HEAD_ROOM..], scope_schema));
-            return super::common::request(resource, schema_url, scopes).into();
+            return super::common::request(resource, schema_url, scopes);
         };
         let mut w = Writer::from_vec(buf);
         one_scope_tail(&mut w, schema_url, scope_schema);
         let mut buf = w.into_vec();
-        buf[start..HEAD_ROOM].copy_from_slice(&head);
-        Bytes::from(buf).slice(start..)
+        buf[HEAD_ROOM - head.len()..HEAD_ROOM].copy_from_slice(&head);
+        Request::framed(buf, start)
     }
 
-    fn answered(response: Bytes) {
+    fn answered(response: bytes::Bytes) {
         if let Ok(ExportTraceServiceResponse {
             partial_success: Some(partial),
         }) = ExportTraceServiceResponse::decode(response)
@@ -231,7 +232,10 @@ pub(crate) fn request(
     for span in batch {
         spans.hold(span.clone(), limit);
     }
-    spans.into_request(resource, schema_url, limit).to_vec()
+    spans
+        .into_request(resource, schema_url, limit)
+        .message()
+        .to_vec()
 }
 
 /// The body of one `Span`.

@@ -1,5 +1,5 @@
-//! Sending an encoded OTLP request: over gRPC (tonic, with a codec that passes the bytes
-//! through) or HTTP/protobuf (reqwest), with the OTLP specification's retries.
+//! Sending an encoded OTLP request: over gRPC (a unary call over tonic's channel, `grpc`) or
+//! HTTP/protobuf (reqwest), with the OTLP specification's retries.
 //!
 //! Both are async and run on a tokio runtime: the service's own when it runs on one thread,
 //! else one of the exporter's own thread (`processor`). A transport is made in the context of
@@ -7,16 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{Buf as _, BufMut as _, Bytes};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, uri::PathAndQuery};
-use tonic::{
-    Code, Status,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    metadata::MetadataMap,
-    transport::{Channel, Endpoint},
-};
-use tonic_types::StatusExt as _;
+use tonic::transport::{Channel, Endpoint};
 
+use super::{grpc, request::Request};
 use crate::config::{ExportSettings, Protocol};
 
 /// Retries after the first attempt, and the first wait (doubled for each retry, plus up to
@@ -28,7 +23,7 @@ const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_JITTER_MS: u64 = 100;
 
 /// The most of a collector's answer that is read (opentelemetry-http's limit).
-const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Sent as `User-Agent` on both transports.
 const USER_AGENT: &str = concat!("microservices-telemetry-otlp/", env!("CARGO_PKG_VERSION"));
@@ -38,7 +33,8 @@ pub(crate) enum Transport {
     Grpc {
         channel: Channel,
         path: PathAndQuery,
-        metadata: MetadataMap,
+        /// [`grpc::call_headers`]: every call's, less its `grpc-timeout`.
+        headers: HeaderMap,
     },
     Http {
         client: reqwest::Client,
@@ -59,14 +55,14 @@ impl std::fmt::Debug for Transport {
 /// An attempt that failed, whether the specification lets it be tried again, and after how
 /// long the collector asked for.
 #[derive(Debug)]
-struct Failure {
-    message: String,
-    retryable: bool,
-    retry_after: Option<Duration>,
+pub(super) struct Failure {
+    pub(super) message: String,
+    pub(super) retryable: bool,
+    pub(super) retry_after: Option<Duration>,
 }
 
 impl Failure {
-    fn unreachable(error: impl std::fmt::Display) -> Self {
+    pub(super) fn unreachable(error: impl std::fmt::Display) -> Self {
         Self {
             message: format!("the collector is unreachable: {error}"),
             retryable: true,
@@ -104,7 +100,7 @@ impl Transport {
                 Ok(Self::Grpc {
                     channel,
                     path: PathAndQuery::from_static(grpc_path),
-                    metadata: MetadataMap::from_headers(settings.headers.clone()),
+                    headers: grpc::call_headers(&settings.headers),
                 })
             }
             Protocol::HttpProtobuf => {
@@ -130,13 +126,13 @@ impl Transport {
 
     /// Sends `request`, retrying what may be retried while `timeout` allows; returns the
     /// response's body (an `Export…ServiceResponse`).
-    pub(crate) async fn send(&self, request: Bytes, timeout: Duration) -> Result<Bytes, String> {
+    pub(crate) async fn send(&self, request: Request, timeout: Duration) -> Result<Bytes, String> {
         let start = Instant::now();
         let mut delay = FIRST_DELAY;
         let mut attempt = 0;
         loop {
             let left = timeout.saturating_sub(start.elapsed());
-            let failure = match self.attempt(request.clone(), left).await {
+            let failure = match self.attempt(&request, left).await {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
@@ -154,24 +150,13 @@ impl Transport {
     }
 
     /// One attempt, given `left` of the export's timeout.
-    async fn attempt(&self, request: Bytes, left: Duration) -> Result<Bytes, Failure> {
+    async fn attempt(&self, request: &Request, left: Duration) -> Result<Bytes, Failure> {
         match self {
             Self::Grpc {
                 channel,
                 path,
-                metadata,
-            } => {
-                let mut grpc = tonic::client::Grpc::new(channel.clone());
-                grpc.ready().await.map_err(Failure::unreachable)?;
-                let mut call = tonic::Request::new(request);
-                *call.metadata_mut() = metadata.clone();
-                call.set_timeout(left);
-                let response = grpc
-                    .unary(call, path.clone(), PassThrough)
-                    .await
-                    .map_err(grpc_failure)?;
-                Ok(response.into_inner())
-            }
+                headers,
+            } => grpc::unary(channel, path, headers, request, left).await,
             Self::Http {
                 client,
                 url,
@@ -181,7 +166,7 @@ impl Transport {
                     .post(url.clone())
                     .headers(headers.clone())
                     .timeout(left)
-                    .body(request)
+                    .body(request.message())
                     .send()
                     .await
                     .map_err(Failure::unreachable)?;
@@ -225,69 +210,6 @@ async fn read_at_most(mut response: reqwest::Response, limit: usize) -> reqwest:
     Ok(body.into())
 }
 
-/// OTLP/gRPC: the codes the specification lets an exporter retry; `RESOURCE_EXHAUSTED` only
-/// when the collector says when (`RetryInfo`), as opentelemetry-otlp 0.33 does.
-fn grpc_failure(status: Status) -> Failure {
-    let retry_after = status.get_details_retry_info().and_then(|r| r.retry_delay);
-    let retryable = match status.code() {
-        Code::Cancelled
-        | Code::DeadlineExceeded
-        | Code::Aborted
-        | Code::OutOfRange
-        | Code::Unavailable
-        | Code::DataLoss => true,
-        Code::ResourceExhausted => retry_after.is_some(),
-        _ => false,
-    };
-    Failure {
-        message: format!(
-            "the collector answered {:?}: {}",
-            status.code(),
-            status.message()
-        ),
-        retryable,
-        retry_after,
-    }
-}
-
-/// A tonic codec for bytes that are already a protobuf message, both ways.
-#[derive(Debug, Clone, Copy)]
-struct PassThrough;
-
-impl Codec for PassThrough {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = PassThrough;
-    type Decoder = PassThrough;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        *self
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        *self
-    }
-}
-
-impl Encoder for PassThrough {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for PassThrough {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::{
@@ -304,7 +226,7 @@ mod tests {
     };
     use prost::Message as _;
 
-    use super::Transport;
+    use super::{Request, Transport};
     use crate::config::{ExportSettings, Protocol};
 
     /// The value behind `mutex`, even if a panicking test thread poisoned it.
@@ -376,6 +298,13 @@ mod tests {
         Transport::new(&settings(Protocol::HttpProtobuf, url, timeout), "").expect("built")
     }
 
+    /// An `ExportTraceServiceRequest` of one empty `ResourceSpans`.
+    fn test_request() -> Request {
+        let mut buf = Request::buffer(2);
+        buf.extend_from_slice(b"\x0a\x00");
+        Request::framed(buf, 0)
+    }
+
     /// Sends one request the way the batch processor's own thread does: on a runtime of one
     /// thread, not the collector's.
     fn send(transport: &Transport, timeout: Duration) -> Result<Bytes, String> {
@@ -383,7 +312,7 @@ mod tests {
             .enable_all()
             .build()
             .expect("a runtime")
-            .block_on(transport.send(Bytes::from_static(b"\x0a\x00"), timeout))
+            .block_on(transport.send(test_request(), timeout))
     }
 
     #[test]
@@ -464,6 +393,8 @@ mod tests {
     #[derive(Clone, Default)]
     struct ScriptedGrpc {
         answers: Arc<Mutex<Vec<tonic::Code>>>,
+        /// Sent with each refusal as `RetryInfo`, when set.
+        retry_after: Arc<Mutex<Option<Duration>>>,
         seen: Arc<Mutex<Vec<tonic::metadata::MetadataMap>>>,
     }
 
@@ -477,7 +408,15 @@ mod tests {
             seen.push(request.metadata().clone());
             let mut answers = lock(&self.answers);
             if !answers.is_empty() {
-                return Err(tonic::Status::new(answers.remove(0), "scripted"));
+                let code = answers.remove(0);
+                return Err(match *lock(&self.retry_after) {
+                    Some(delay) => <tonic::Status as tonic_types::StatusExt>::with_error_details(
+                        code,
+                        "scripted",
+                        tonic_types::ErrorDetails::with_retry_info(Some(delay)),
+                    ),
+                    None => tonic::Status::new(code, "scripted"),
+                });
             }
             Ok(tonic::Response::new(ExportTraceServiceResponse {
                 partial_success: Some(ExportTracePartialSuccess {
@@ -531,6 +470,106 @@ mod tests {
                 Some("Bearer abc")
             );
         }
+    }
+
+    #[test]
+    fn a_grpc_export_throttled_with_retry_info_waits_as_long_as_asked() {
+        let (_runtime, collector, transport) = grpc_collector(&[tonic::Code::ResourceExhausted]);
+        *lock(&collector.retry_after) = Some(Duration::from_millis(1200));
+        let started = Instant::now();
+        send(&transport, Duration::from_secs(5)).expect("accepted once the delay had passed");
+        assert!(started.elapsed() >= Duration::from_millis(1200));
+        assert_eq!(lock(&collector.seen).len(), 2);
+    }
+
+    /// An HTTP/2 server that is no gRPC service: it answers each request with the next status
+    /// and headers of its script, an empty body, and counts the requests.
+    fn http2_collector(
+        script: Vec<(u16, Vec<(&'static str, &'static str)>)>,
+    ) -> (tokio::runtime::Runtime, Arc<Mutex<usize>>, Transport) {
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let script = Arc::new(Mutex::new(script));
+        let count = Arc::new(Mutex::new(0));
+        let counted = count.clone();
+        let answer = move || {
+            *lock(&counted) += 1;
+            let mut script = lock(&script);
+            let (status, headers) = if script.is_empty() {
+                (200, vec![("grpc-status", "0")])
+            } else {
+                script.remove(0)
+            };
+            let mut response = http::Response::builder().status(status);
+            for (name, value) in headers {
+                response = response.header(name, value);
+            }
+            let response = response.body(axum::body::Body::empty());
+            std::future::ready(response.unwrap_or_default())
+        };
+        let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+        let router = Router::new().route(path, post(answer));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("a port");
+        let url = url::Url::parse(&format!(
+            "http://{}",
+            listener.local_addr().expect("an address")
+        ))
+        .expect("a URL");
+        let server = tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        runtime.spawn(server);
+        let transport = {
+            let _on_runtime = runtime.enter();
+            let settings = settings(Protocol::Grpc, &url, Duration::from_secs(5));
+            Transport::new(&settings, path).expect("built")
+        };
+        (runtime, count, transport)
+    }
+
+    #[test]
+    fn a_grpc_export_answered_without_a_grpc_status_is_judged_by_its_http_status() {
+        // A proxy's 503: Unavailable, tried again; then a trailers-only OK.
+        let (_runtime, count, transport) = http2_collector(vec![(503, vec![])]);
+        let answer = send(&transport, Duration::from_secs(5)).expect("accepted");
+        assert!(answer.is_empty(), "a trailers-only answer has no message");
+        assert_eq!(*lock(&count), 2);
+
+        // 404, no such service: Unimplemented, not tried again.
+        let (_runtime, count, transport) = http2_collector(vec![(404, vec![])]);
+        let error = send(&transport, Duration::from_secs(5)).expect_err("refused");
+        assert!(
+            error.contains("Unimplemented") && error.contains("404"),
+            "{error}"
+        );
+        assert_eq!(*lock(&count), 1);
+
+        // A 200 that ends without a status (cut short): Unknown, not tried again.
+        let (_runtime, count, transport) =
+            http2_collector(vec![(200, vec![("content-type", "application/grpc")])]);
+        let error = send(&transport, Duration::from_secs(5)).expect_err("no status");
+        assert!(error.contains("Unknown"), "{error}");
+        assert_eq!(*lock(&count), 1);
+    }
+
+    #[test]
+    fn a_grpc_refusal_with_details_that_are_not_base64_is_read_without_them() {
+        // tonic's own reading of these details panics; here the refusal is read without them:
+        // RESOURCE_EXHAUSTED without a RetryInfo, not tried again, the message decoded.
+        let refusal = vec![
+            ("content-type", "application/grpc"),
+            ("grpc-status", "8"),
+            ("grpc-message", "queue%20full"),
+            ("grpc-status-details-bin", "not base64!"),
+        ];
+        let (_runtime, count, transport) = http2_collector(vec![(200, refusal)]);
+        let error = send(&transport, Duration::from_secs(5)).expect_err("refused");
+        assert!(
+            error.contains("ResourceExhausted") && error.contains("queue full"),
+            "{error}"
+        );
+        assert_eq!(*lock(&count), 1);
     }
 
     /// An export refused with `code` is tried once, and the error names the code.
