@@ -7,11 +7,20 @@
 //! types: a call's headers (gRPC over HTTP/2: `te`, `content-type`, `grpc-timeout`, the
 //! configured ones less those reserved to gRPC), the status from the trailers or from a
 //! trailers-only answer, an HTTP status without one mapped as grpc's
-//! `doc/http-grpc-status-mapping.md` has it (as tonic 0.14.9 does, `src/status.rs`
-//! `infer_grpc_status`), and transport errors read by `Status::from_error`. One difference:
-//! a `grpc-status-details-bin` that is not base64 is ignored, where tonic's
-//! `Status::from_header_map` panics (in the sender's task, which would stop every later
-//! export).
+//! `doc/http-grpc-status-mapping.md` has it (tonic 0.14.9, `src/status.rs`,
+//! `infer_grpc_status`), and transport errors read by `Status::from_error`.
+//!
+//! Where it differs from tonic 0.14.9's client, on purpose: a `grpc-status-details-bin` that
+//! is not base64 is ignored (tonic's `Status::from_header_map` panics, in the task that sends,
+//! which would stop every later export); an accepted answer whose message is missing,
+//! compressed or longer than [`MAX_RESPONSE_BYTES`] is still an acceptance, its partial
+//! success unread, as over OTLP/HTTP (tonic failed the export, and the batch was counted lost
+//! though the collector had it); an answer that is not HTTP 200 and has no `grpc-status` in
+//! its headers is judged by its HTTP status without reading its body (tonic read the body as
+//! gRPC frames first, and a proxy's 503 page became a non-retryable `Internal`); a
+//! `grpc-message` that is not UTF-8 is read lossily (tonic made the code `Unknown`);
+//! `grpc-timeout` is in milliseconds (tonic used the finest unit that fits); and the request
+//! carries its `content-length`.
 
 use std::time::Duration;
 
@@ -19,10 +28,10 @@ use base64::{
     Engine as _, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full};
 use percent_encoding::percent_decode;
 use tonic::{Code, Status, body::Body, transport::Channel};
 use tonic_types::StatusExt as _;
@@ -54,8 +63,9 @@ const DETAILS: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// The headers of every call: `configured` (`OTEL_EXPORTER_OTLP_HEADERS`) less those reserved
-/// to gRPC, and the two a gRPC request must carry.
+/// The headers of every call: `configured` (`OTEL_EXPORTER_OTLP_HEADERS`, or the signal's
+/// own `_TRACES_`/`_LOGS_HEADERS`) less those reserved to gRPC, and the two a gRPC request
+/// must carry.
 pub(super) fn call_headers(configured: &HeaderMap) -> HeaderMap {
     let mut headers = configured.clone();
     for name in &RESERVED {
@@ -118,8 +128,8 @@ async fn answer(mut channel: Channel, call: http::Request<Body>) -> Result<Bytes
         .await
         .map_err(|error| failure(Status::from_error(Box::new(error))))?;
     let (head, body) = response.into_parts();
-    // A trailers-only answer (every refusal a server makes before a message): the status is
-    // in the headers, and no message follows.
+    // A trailers-only answer (how a server refuses a call before any message, mostly): the
+    // status is in the headers, and no message follows.
     if let Some(status) = status_in(&head.headers) {
         return match status.code() {
             Code::Ok => Ok(Bytes::new()),
@@ -131,17 +141,32 @@ async fn answer(mut channel: Channel, call: http::Request<Body>) -> Result<Bytes
         let message = format!("HTTP {} without a gRPC status", head.status);
         return Err(failure(Status::new(code_of_http(head.status), message)));
     }
-    let body = Limited::new(body, MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map_err(|error| failure(Status::from_error(error)))?;
-    let status = body.trailers().and_then(status_in).unwrap_or_else(|| {
+    let (message, trailers) = read_body(body).await.map_err(failure)?;
+    let status = trailers.as_ref().and_then(status_in).unwrap_or_else(|| {
         Status::unknown("the answer ended without a grpc-status (cut by a proxy?)")
     });
     if status.code() != Code::Ok {
         return Err(failure(status));
     }
-    Ok(message_in(body.to_bytes()))
+    Ok(message_in(message))
+}
+
+/// An answer's body, its first [`MAX_RESPONSE_BYTES`] kept and the rest read and dropped (a
+/// collector's answer is small, and one that is not is cut rather than held whole), and its
+/// trailers.
+async fn read_body(mut body: Body) -> Result<(Bytes, Option<HeaderMap>), Status> {
+    let mut kept = BytesMut::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame?;
+        if let Some(data) = frame.data_ref() {
+            let room = MAX_RESPONSE_BYTES - kept.len();
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        } else if let Ok(last) = frame.into_trailers() {
+            trailers = Some(last);
+        }
+    }
+    Ok((kept.freeze(), trailers))
 }
 
 /// The message of an accepted answer's body: one frame, not compressed (this client accepts
@@ -193,8 +218,8 @@ fn code_of_http(status: StatusCode) -> Code {
     }
 }
 
-/// `left` as a `grpc-timeout` value (at most eight digits and a unit): milliseconds, rounded
-/// up to one, or whole seconds beyond 99 999 999 ms.
+/// `left` as a `grpc-timeout` value (at most eight digits and a unit): whole milliseconds, at
+/// least one, or whole seconds beyond 99 999 999 ms.
 fn grpc_timeout(left: Duration) -> HeaderValue {
     const MOST: u128 = 99_999_999;
     let millis = left.as_millis().max(1);

@@ -140,7 +140,11 @@ impl Transport {
             let wait = failure
                 .retry_after
                 .map_or(backoff, |asked| asked.max(backoff));
-            if !failure.retryable || attempt == RETRIES || start.elapsed() + wait >= timeout {
+            // Saturating: a collector may ask for any delay (`Retry-After` is up to u64::MAX s).
+            if !failure.retryable
+                || attempt == RETRIES
+                || start.elapsed().saturating_add(wait) >= timeout
+            {
                 return Err(failure.message);
             }
             tokio::time::sleep(wait).await;
@@ -220,6 +224,7 @@ mod tests {
     use axum::{Router, extract::State, http::StatusCode, routing::post};
     use bytes::Bytes;
     use http::HeaderMap;
+    use http_body_util::BodyExt as _;
     use opentelemetry_proto::tonic::collector::trace::v1::{
         ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
         trace_service_server::{TraceService, TraceServiceServer},
@@ -242,7 +247,7 @@ mod tests {
         seen: Arc<Mutex<Vec<HeaderMap>>>,
     }
 
-    /// A 429 comes with `Retry-After: 1`.
+    /// A 429 comes with `Retry-After: 1`, a 502 with the longest delay a `u64` can say.
     async fn answer(
         State(collector): State<Scripted>,
         headers: HeaderMap,
@@ -255,7 +260,11 @@ mod tests {
             answers.remove(0)
         };
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-        let after = if code == 429 { "1" } else { "0" };
+        let after = match code {
+            429 => "1",
+            502 => "18446744073709551615",
+            _ => "0",
+        };
         (status, [("retry-after", after)])
     }
 
@@ -379,6 +388,21 @@ mod tests {
     }
 
     #[test]
+    fn an_http_export_told_to_retry_after_ages_gives_up_without_waiting() {
+        // The second answer asks for 584 billion years, a second into the export.
+        let (_runtime, collector, url) = collector(&[429, 502]);
+        let started = Instant::now();
+        let error = send(
+            &http_transport(&url, Duration::from_secs(5)),
+            Duration::from_secs(5),
+        )
+        .expect_err("given up");
+        assert!(error.contains("502"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(4));
+        assert_eq!(lock(&collector.seen).len(), 2);
+    }
+
+    #[test]
     fn an_http_export_refused_with_400_is_not_retried_and_says_why() {
         let (_runtime, collector, url) = collector(&[400]);
         let timeout = Duration::from_secs(5);
@@ -482,29 +506,38 @@ mod tests {
         assert_eq!(lock(&collector.seen).len(), 2);
     }
 
-    /// An HTTP/2 server that is no gRPC service: it answers each request with the next status
-    /// and headers of its script, an empty body, and counts the requests.
+    /// An answer of `status` with `headers` and an empty body.
+    fn reply(status: u16, headers: &[(&str, &str)]) -> http::Response<axum::body::Body> {
+        let mut response = http::Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        response.body(axum::body::Body::empty()).unwrap_or_default()
+    }
+
+    /// An HTTP/2 server that is no gRPC service: it answers each request with the next answer
+    /// of its script (then a trailers-only OK) and keeps each request's headers. The transport
+    /// to it has the test settings' headers and `configured`.
     fn http2_collector(
-        script: Vec<(u16, Vec<(&'static str, &'static str)>)>,
-    ) -> (tokio::runtime::Runtime, Arc<Mutex<usize>>, Transport) {
+        script: Vec<http::Response<axum::body::Body>>,
+        configured: &[(&'static str, &'static str)],
+    ) -> (
+        tokio::runtime::Runtime,
+        Arc<Mutex<Vec<HeaderMap>>>,
+        Transport,
+    ) {
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
         let script = Arc::new(Mutex::new(script));
-        let count = Arc::new(Mutex::new(0));
-        let counted = count.clone();
-        let answer = move || {
-            *lock(&counted) += 1;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        let answer = move |headers: HeaderMap| {
+            lock(&kept).push(headers);
             let mut script = lock(&script);
-            let (status, headers) = if script.is_empty() {
-                (200, vec![("grpc-status", "0")])
+            std::future::ready(if script.is_empty() {
+                reply(200, &[("grpc-status", "0")])
             } else {
                 script.remove(0)
-            };
-            let mut response = http::Response::builder().status(status);
-            for (name, value) in headers {
-                response = response.header(name, value);
-            }
-            let response = response.body(axum::body::Body::empty());
-            std::future::ready(response.unwrap_or_default())
+            })
         };
         let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
         let router = Router::new().route(path, post(answer));
@@ -522,54 +555,113 @@ mod tests {
         runtime.spawn(server);
         let transport = {
             let _on_runtime = runtime.enter();
-            let settings = settings(Protocol::Grpc, &url, Duration::from_secs(5));
+            let mut settings = settings(Protocol::Grpc, &url, Duration::from_secs(5));
+            for (name, value) in configured {
+                settings
+                    .headers
+                    .insert(*name, value.parse().expect("a value"));
+            }
             Transport::new(&settings, path).expect("built")
         };
-        (runtime, count, transport)
+        (runtime, seen, transport)
+    }
+
+    #[test]
+    fn a_grpc_call_carries_grpc_s_headers_and_the_configured_ones_but_not_those_grpc_reserves() {
+        let configured = [
+            ("content-type", "text/plain"),
+            ("te", "gzip"),
+            ("x-tenant", "a"),
+        ];
+        let (_runtime, seen, transport) = http2_collector(Vec::new(), &configured);
+        send(&transport, Duration::from_secs(3)).expect("accepted");
+        let seen = lock(&seen);
+        let headers = seen.first().expect("one call");
+        let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(value("content-type"), Some("application/grpc"));
+        assert_eq!(value("te"), Some("trailers"));
+        assert_eq!(value("authorization"), Some("Bearer abc"));
+        assert_eq!(value("x-tenant"), Some("a"));
+        // What is left of the 3 s, in milliseconds (gRPC over HTTP/2: at most eight digits
+        // and a unit).
+        let timeout = value("grpc-timeout").unwrap_or_default();
+        let millis: u64 = timeout
+            .strip_suffix('m')
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("grpc-timeout {timeout:?}"));
+        assert!(
+            (1..=3000).contains(&millis) && timeout.len() <= 9,
+            "{timeout}"
+        );
     }
 
     #[test]
     fn a_grpc_export_answered_without_a_grpc_status_is_judged_by_its_http_status() {
         // A proxy's 503: Unavailable, tried again; then a trailers-only OK.
-        let (_runtime, count, transport) = http2_collector(vec![(503, vec![])]);
+        let (_runtime, seen, transport) = http2_collector(vec![reply(503, &[])], &[]);
         let answer = send(&transport, Duration::from_secs(5)).expect("accepted");
         assert!(answer.is_empty(), "a trailers-only answer has no message");
-        assert_eq!(*lock(&count), 2);
+        assert_eq!(lock(&seen).len(), 2);
 
         // 404, no such service: Unimplemented, not tried again.
-        let (_runtime, count, transport) = http2_collector(vec![(404, vec![])]);
+        let (_runtime, seen, transport) = http2_collector(vec![reply(404, &[])], &[]);
         let error = send(&transport, Duration::from_secs(5)).expect_err("refused");
         assert!(
             error.contains("Unimplemented") && error.contains("404"),
             "{error}"
         );
-        assert_eq!(*lock(&count), 1);
+        assert_eq!(lock(&seen).len(), 1);
 
         // A 200 that ends without a status (cut short): Unknown, not tried again.
-        let (_runtime, count, transport) =
-            http2_collector(vec![(200, vec![("content-type", "application/grpc")])]);
+        let (_runtime, seen, transport) = http2_collector(
+            vec![reply(200, &[("content-type", "application/grpc")])],
+            &[],
+        );
         let error = send(&transport, Duration::from_secs(5)).expect_err("no status");
         assert!(error.contains("Unknown"), "{error}");
-        assert_eq!(*lock(&count), 1);
+        assert_eq!(lock(&seen).len(), 1);
+    }
+
+    #[test]
+    fn a_grpc_acceptance_longer_than_the_answer_limit_is_still_an_acceptance() {
+        // 5 MiB of message in its frame, then an OK status: the batch is delivered, its
+        // answer (a partial success, if any) unread, and it is not sent again.
+        let mut body = vec![0u8; 5 << 20];
+        body[1..5].copy_from_slice(&((5u32 << 20) - 5).to_be_bytes());
+        let mut status = HeaderMap::new();
+        status.insert("grpc-status", "0".parse().expect("a value"));
+        let body = http_body_util::Full::new(Bytes::from(body))
+            .with_trailers(std::future::ready(Some(Ok(status))));
+        let accepted = http::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(axum::body::Body::new(body))
+            .unwrap_or_default();
+        let (_runtime, seen, transport) = http2_collector(vec![accepted], &[]);
+        let answer = send(&transport, Duration::from_secs(5)).expect("accepted");
+        assert!(answer.is_empty());
+        assert_eq!(lock(&seen).len(), 1);
     }
 
     #[test]
     fn a_grpc_refusal_with_details_that_are_not_base64_is_read_without_them() {
         // tonic's own reading of these details panics; here the refusal is read without them:
         // RESOURCE_EXHAUSTED without a RetryInfo, not tried again, the message decoded.
-        let refusal = vec![
-            ("content-type", "application/grpc"),
-            ("grpc-status", "8"),
-            ("grpc-message", "queue%20full"),
-            ("grpc-status-details-bin", "not base64!"),
-        ];
-        let (_runtime, count, transport) = http2_collector(vec![(200, refusal)]);
+        let refusal = reply(
+            200,
+            &[
+                ("content-type", "application/grpc"),
+                ("grpc-status", "8"),
+                ("grpc-message", "queue%20full"),
+                ("grpc-status-details-bin", "not base64!"),
+            ],
+        );
+        let (_runtime, seen, transport) = http2_collector(vec![refusal], &[]);
         let error = send(&transport, Duration::from_secs(5)).expect_err("refused");
         assert!(
             error.contains("ResourceExhausted") && error.contains("queue full"),
             "{error}"
         );
-        assert_eq!(*lock(&count), 1);
+        assert_eq!(lock(&seen).len(), 1);
     }
 
     /// An export refused with `code` is tried once, and the error names the code.
