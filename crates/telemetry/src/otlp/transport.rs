@@ -459,6 +459,18 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
         let collector = ScriptedGrpc::default();
         lock(&collector.answers).extend_from_slice(script);
+        let routes = tonic::service::Routes::new(TraceServiceServer::new(collector.clone()));
+        let transport = serve_grpc(&runtime, routes, &[]);
+        (runtime, collector, transport)
+    }
+
+    /// Serves `routes` over HTTP/2 on `runtime`; returns a gRPC transport to them, made on that
+    /// runtime, with the test settings' headers and `configured`.
+    fn serve_grpc(
+        runtime: &tokio::runtime::Runtime,
+        routes: tonic::service::Routes,
+        configured: &[(&'static str, &'static str)],
+    ) -> Transport {
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("a port");
@@ -468,16 +480,21 @@ mod tests {
         ))
         .expect("a URL");
         let server = tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(collector.clone()))
+            .add_routes(routes)
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
         runtime.spawn(server);
-        let transport = {
-            let _on_runtime = runtime.enter();
-            let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-            let settings = settings(Protocol::Grpc, &url, Duration::from_secs(5));
-            Transport::new(&settings, path).expect("built")
-        };
-        (runtime, collector, transport)
+        let _on_runtime = runtime.enter();
+        let mut settings = settings(Protocol::Grpc, &url, Duration::from_secs(5));
+        for (name, value) in configured {
+            settings
+                .headers
+                .insert(*name, value.parse().expect("a value"));
+        }
+        Transport::new(
+            &settings,
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        )
+        .expect("built")
     }
 
     #[test]
@@ -541,28 +558,7 @@ mod tests {
         };
         let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
         let router = Router::new().route(path, post(answer));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("a port");
-        let url = url::Url::parse(&format!(
-            "http://{}",
-            listener.local_addr().expect("an address")
-        ))
-        .expect("a URL");
-        let server = tonic::transport::Server::builder()
-            .add_routes(tonic::service::Routes::from(router))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
-        runtime.spawn(server);
-        let transport = {
-            let _on_runtime = runtime.enter();
-            let mut settings = settings(Protocol::Grpc, &url, Duration::from_secs(5));
-            for (name, value) in configured {
-                settings
-                    .headers
-                    .insert(*name, value.parse().expect("a value"));
-            }
-            Transport::new(&settings, path).expect("built")
-        };
+        let transport = serve_grpc(&runtime, tonic::service::Routes::from(router), configured);
         (runtime, seen, transport)
     }
 
