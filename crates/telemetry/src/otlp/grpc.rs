@@ -10,17 +10,17 @@
 //! `doc/http-grpc-status-mapping.md` has it (tonic 0.14.9, `src/status.rs`,
 //! `infer_grpc_status`), and transport errors read by `Status::from_error`.
 //!
-//! Where it differs from tonic 0.14.9's client, on purpose: a `grpc-status-details-bin` that
-//! is not base64 is ignored (tonic's `Status::from_header_map` panics, in the task that sends,
-//! which would stop every later export); an accepted answer whose message is missing,
-//! compressed or longer than [`MAX_RESPONSE_BYTES`] is still an acceptance, its partial
-//! success unread, as over OTLP/HTTP (tonic failed the export, and the batch was counted lost
-//! though the collector had it); an answer that is not HTTP 200 and has no `grpc-status` in
-//! its headers is judged by its HTTP status without reading its body (tonic read the body as
-//! gRPC frames first, and a proxy's 503 page became a non-retryable `Internal`); a
-//! `grpc-message` that is not UTF-8 is read lossily (tonic made the code `Unknown`);
-//! `grpc-timeout` is in milliseconds (tonic used the finest unit that fits); and the request
-//! carries its `content-length`.
+//! Where it differs from tonic 0.14.9's client, on purpose: a `grpc-status-details-bin` that is not
+//! base64 is ignored (tonic's `Status::from_header_map` panics, in the task that sends, which would
+//! stop every later export); an accepted answer whose message is missing, compressed or longer than
+//! [`MAX_RESPONSE_BYTES`] is still an acceptance, its partial success unread, as over OTLP/HTTP
+//! (tonic failed the export: a missing or compressed message as `Internal`, the batch counted lost
+//! though the collector had it; one over 4 MiB as `OutOfRange`, retried, so the batch went again);
+//! an answer that is not HTTP 200 and has no `grpc-status` in its headers is judged by its HTTP
+//! status without reading its body (tonic read the body as gRPC frames first, and a proxy's 503
+//! with an HTML body became a non-retryable `Internal`); a `grpc-message` that is not UTF-8 is read
+//! lossily (tonic made the code `Unknown`); `grpc-timeout` is in milliseconds (tonic used the
+//! finest unit that fits); and the request carries its `content-length`.
 
 use std::time::Duration;
 
