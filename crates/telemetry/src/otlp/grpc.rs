@@ -10,17 +10,19 @@
 //! `doc/http-grpc-status-mapping.md` has it (tonic 0.14.9, `src/status.rs`,
 //! `infer_grpc_status`), and transport errors read by `Status::from_error`.
 //!
-//! Where it differs from tonic 0.14.9's client, on purpose: a `grpc-status-details-bin` that is not
-//! base64 is ignored (tonic's `Status::from_header_map` panics, in the task that sends, which would
-//! stop every later export); an accepted answer whose message is missing, compressed or longer than
-//! [`MAX_RESPONSE_BYTES`] is still an acceptance, its partial success unread, as over OTLP/HTTP
-//! (tonic failed the export: a missing or compressed message as `Internal`, the batch counted lost
-//! though the collector had it; one over 4 MiB as `OutOfRange`, retried, so the batch went again);
-//! an answer that is not HTTP 200 and has no `grpc-status` in its headers is judged by its HTTP
-//! status without reading its body (tonic read the body as gRPC frames first, and a proxy's 503
-//! with an HTML body became a non-retryable `Internal`); a `grpc-message` that is not UTF-8 is read
-//! lossily (tonic made the code `Unknown`); `grpc-timeout` is in milliseconds (tonic used the
-//! finest unit that fits); and the request carries its `content-length`.
+//! Where it differs from tonic 0.14.9's client, on purpose: a `grpc-status-details-bin` that is
+//! not base64 is ignored (tonic's `Status::from_header_map` panics, in the task that sends,
+//! which would stop every later export); an accepted answer whose message is missing,
+//! compressed or longer than [`MAX_RESPONSE_BYTES`] is still an acceptance, its partial success
+//! unread, as over OTLP/HTTP (tonic failed the export: a missing or compressed message as
+//! `Internal`, the batch counted lost though the collector had it; one over 4 MiB as
+//! `OutOfRange`, retried, so the batch went again); an answer that is not HTTP 200 and has no
+//! `grpc-status` in its headers is judged by its HTTP status without reading its body (tonic
+//! read the body as gRPC frames first, and a proxy's 503 with an HTML body became a
+//! non-retryable `Internal`); a `grpc-message` that is not UTF-8 is read lossily (tonic made
+//! the code `Unknown`); `grpc-timeout` is in milliseconds (tonic used the finest unit that
+//! fits); the request carries its `content-length`; and the export's deadline bounds the
+//! whole attempt, the answer's body included (tonic's bounded the wait for the answer's head).
 
 use std::time::Duration;
 
@@ -48,7 +50,8 @@ const GRPC_STATUS_DETAILS: HeaderName = HeaderName::from_static("grpc-status-det
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// Headers that belong to the call, not to the configured metadata: tonic 0.14.9's
-/// `MetadataMap::GRPC_RESERVED_HEADERS`, which its client leaves out of a request's metadata.
+/// `MetadataMap::GRPC_RESERVED_HEADERS`, which its client leaves out of a request's metadata
+/// (`te` and `content-type` are then set by [`call_headers`] anyway).
 const RESERVED: [HeaderName; 5] = [
     header::TE,
     header::CONTENT_TYPE,
@@ -151,16 +154,16 @@ async fn answer(mut channel: Channel, call: http::Request<Body>) -> Result<Bytes
     Ok(message_in(message))
 }
 
-/// An answer's body, its first [`MAX_RESPONSE_BYTES`] kept and the rest read and dropped (a
-/// collector's answer is small, and one that is not is cut rather than held whole), and its
-/// trailers.
+/// An answer's body, its frame's head and first [`MAX_RESPONSE_BYTES`] kept and the rest read
+/// and dropped (a collector's answer is small, and one that is not is cut rather than held
+/// whole), and its trailers.
 async fn read_body(mut body: Body) -> Result<(Bytes, Option<HeaderMap>), Status> {
     let mut kept = BytesMut::new();
     let mut trailers = None;
     while let Some(frame) = body.frame().await {
         let frame = frame?;
         if let Some(data) = frame.data_ref() {
-            let room = MAX_RESPONSE_BYTES - kept.len();
+            let room = FRAME_HEAD + MAX_RESPONSE_BYTES - kept.len();
             kept.extend_from_slice(&data[..data.len().min(room)]);
         } else if let Ok(last) = frame.into_trailers() {
             trailers = Some(last);

@@ -18,7 +18,7 @@ use bytes::Bytes;
 pub(crate) const FRAME_HEAD: usize = 5;
 
 /// A message and its gRPC frame's head, in one buffer.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Request(Bytes);
 
 impl Request {

@@ -567,6 +567,8 @@ mod tests {
         let configured = [
             ("content-type", "text/plain"),
             ("te", "gzip"),
+            ("grpc-status", "13"),
+            ("grpc-message", "configured"),
             ("x-tenant", "a"),
         ];
         let (_runtime, seen, transport) = http2_collector(Vec::new(), &configured);
@@ -578,6 +580,8 @@ mod tests {
         assert_eq!(value("te"), Some("trailers"));
         assert_eq!(value("authorization"), Some("Bearer abc"));
         assert_eq!(value("x-tenant"), Some("a"));
+        assert_eq!(value("grpc-status"), None);
+        assert_eq!(value("grpc-message"), None);
         // What is left of the 3 s, in milliseconds (gRPC over HTTP/2: at most eight digits
         // and a unit).
         let timeout = value("grpc-timeout").unwrap_or_default();
