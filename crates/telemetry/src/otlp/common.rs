@@ -8,7 +8,7 @@ use opentelemetry_sdk::Resource;
 
 use super::{
     request::Request,
-    wire::{Writer, field_len},
+    wire::{Member, Writer, field_len},
 };
 use crate::dropped::cut;
 
@@ -41,6 +41,20 @@ pub(crate) fn attributes<'a>(
 
 /// Writes one `KeyValue` as field `tag`.
 pub(crate) fn key_value(w: &mut Writer, tag: u32, key: &str, value: &Value, limit: usize) {
+    let member = match value {
+        Value::String(s) => Some((
+            STRING_VALUE,
+            Member::Bytes(cut(s.as_str(), limit).as_bytes()),
+        )),
+        Value::I64(i) => Some((INT_VALUE, Member::Varint(*i as u64))),
+        Value::Bool(b) => Some((BOOL_VALUE, Member::Varint(u64::from(*b)))),
+        _ => None,
+    };
+    if let Some((member_tag, member)) = member
+        && w.small_pair(tag, key.as_bytes(), member_tag, member)
+    {
+        return;
+    }
     w.message(tag, |w| {
         w.string(KEY, key);
         w.message(VALUE, |w| any_value(w, value, limit));
@@ -182,5 +196,79 @@ fn string_len(value: &str) -> usize {
         0
     } else {
         field_len(value.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::Value;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+
+    use super::{Writer, key_value};
+
+    /// What prost writes for `key` and `value` as a span's attributes field (9).
+    fn prost_wrote(key: &str, value: any_value::Value) -> Vec<u8> {
+        let message = KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..KeyValue::default()
+        };
+        let mut buf = Vec::new();
+        prost::encoding::message::encode(9, &message, &mut buf);
+        buf
+    }
+
+    fn ours(key: &str, value: &Value, limit: usize) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.raw(b"before");
+        key_value(&mut w, 9, key, value, limit);
+        w.into_vec().split_off(6)
+    }
+
+    #[test]
+    fn an_attribute_is_written_as_prost_writes_it_on_either_side_of_one_byte_lengths() {
+        // A body of 127 bytes is the last written in one go: every length around it, from
+        // either the key or the value, and the varints of every width.
+        for key_len in [
+            0, 1, 2, 60, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 127, 128, 200,
+        ] {
+            let key = "k".repeat(key_len);
+            for value_len in [
+                0, 1, 2, 60, 115, 116, 117, 118, 119, 120, 121, 122, 123, 127, 128, 300,
+            ] {
+                let text = "v".repeat(value_len);
+                let value = Value::from(text.clone());
+                let expected = prost_wrote(&key, any_value::Value::StringValue(text));
+                assert_eq!(
+                    ours(&key, &value, usize::MAX),
+                    expected,
+                    "{key_len}/{value_len}"
+                );
+            }
+            for int in [0, 1, 127, 128, 16_384, -1, i64::MIN, i64::MAX] {
+                let expected = prost_wrote(&key, any_value::Value::IntValue(int));
+                assert_eq!(
+                    ours(&key, &Value::I64(int), usize::MAX),
+                    expected,
+                    "{key_len}/{int}"
+                );
+            }
+            for flag in [false, true] {
+                let expected = prost_wrote(&key, any_value::Value::BoolValue(flag));
+                assert_eq!(
+                    ours(&key, &Value::Bool(flag), usize::MAX),
+                    expected,
+                    "{key_len}/{flag}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_string_attribute_is_cut_before_its_length_is_written() {
+        // 200 bytes cut to 100: written in one go, with the cut length.
+        let value = Value::from("é".repeat(100));
+        let expected = prost_wrote("k", any_value::Value::StringValue("é".repeat(50)));
+        assert_eq!(ours("k", &value, 101), expected);
     }
 }

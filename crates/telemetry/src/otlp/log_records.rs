@@ -13,13 +13,14 @@ use prost::Message as _;
 
 use super::{
     common::{
-        BOOL_VALUE, BYTES_VALUE, DOUBLE_VALUE, INT_VALUE, KVLIST_VALUE, VALUES, nanos, string_value,
+        BOOL_VALUE, BYTES_VALUE, DOUBLE_VALUE, INT_VALUE, KVLIST_VALUE, STRING_VALUE, VALUES,
+        nanos, string_value,
     },
     processor::Batch,
     request::Request,
-    wire::Writer,
+    wire::{Member, Writer},
 };
-use crate::dropped::Throttle;
+use crate::dropped::{Throttle, cut};
 
 /// Log records encoded one at a time, as they are written: per scope (a record's target
 /// naming it), in order of first appearance, the `ScopeLogs.log_records` fields of its records.
@@ -172,6 +173,22 @@ fn write_record(w: &mut Writer, record: &SdkLogRecord, limit: usize) {
 }
 
 fn key_value(w: &mut Writer, tag: u32, key: &str, value: &AnyValue, limit: usize) {
+    // As `common::key_value`: most attributes in one go.
+    let member = match value {
+        AnyValue::String(s) => Some((
+            STRING_VALUE,
+            Member::Bytes(cut(s.as_str(), limit).as_bytes()),
+        )),
+        AnyValue::Int(i) => Some((INT_VALUE, Member::Varint(*i as u64))),
+        AnyValue::Boolean(b) => Some((BOOL_VALUE, Member::Varint(u64::from(*b)))),
+        AnyValue::Bytes(bytes) => Some((BYTES_VALUE, Member::Bytes(bytes))),
+        _ => None,
+    };
+    if let Some((member_tag, member)) = member
+        && w.small_pair(tag, key.as_bytes(), member_tag, member)
+    {
+        return;
+    }
     w.message(tag, |w| {
         w.string(1, key); // KeyValue.key
         w.message(2, |w| any_value(w, value, limit)); // KeyValue.value

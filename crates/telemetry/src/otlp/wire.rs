@@ -161,6 +161,66 @@ impl Writer {
         encode_varint(len as u64, &mut &mut self.buf[slot..slot + width]);
     }
 
+    /// A message field `tag` whose body is the `string` field 1 `key` (not empty) and the
+    /// message field 2 holding the one field `member_tag` with `member`: a `KeyValue` whose
+    /// `AnyValue` is a string, an integer or a bool. Written in one go when the body takes
+    /// under 128 bytes, as nearly every attribute's does; `false`, with nothing written,
+    /// otherwise (the caller then writes it as nested [`Writer::message`]s). Nested, an
+    /// attribute took a dozen single-byte pushes and two length slots filled in afterwards:
+    /// the encoder's largest entry in the profile (BENCHMARKS.md, thirty-first round).
+    pub(crate) fn small_pair(
+        &mut self,
+        tag: u32,
+        key: &[u8],
+        member_tag: u32,
+        member: Member<'_>,
+    ) -> bool {
+        if tag >= 16 || member_tag >= 16 || key.is_empty() {
+            return false;
+        }
+        // `KeyValue.value`'s key and length, the member's key, then its length or its varint.
+        let mut value_head = [0_u8; 14];
+        value_head[0] = (2 << 3) | WireType::LengthDelimited as u8;
+        let (head_len, payload): (usize, &[u8]) = match member {
+            Member::Bytes(bytes) => {
+                if bytes.len() >= 0x80 {
+                    return false;
+                }
+                value_head[2] = (member_tag << 3) as u8 | WireType::LengthDelimited as u8;
+                value_head[3] = bytes.len() as u8;
+                (4, bytes)
+            }
+            Member::Varint(mut value) => {
+                value_head[2] = (member_tag << 3) as u8 | WireType::Varint as u8;
+                let mut at = 3;
+                while value >= 0x80 {
+                    value_head[at] = value as u8 | 0x80;
+                    value >>= 7;
+                    at += 1;
+                }
+                value_head[at] = value as u8;
+                (at + 1, &[])
+            }
+        };
+        let any_value = head_len - 2 + payload.len();
+        let body = 2 + key.len() + 2 + any_value;
+        if body >= 0x80 {
+            return false;
+        }
+        value_head[1] = any_value as u8;
+        self.buf.reserve(2 + body);
+        self.buf.extend_from_slice(&[
+            (tag << 3) as u8 | WireType::LengthDelimited as u8,
+            body as u8,
+            (1 << 3) | WireType::LengthDelimited as u8,
+            key.len() as u8,
+        ]);
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(&value_head[..head_len]);
+        self.buf.extend_from_slice(payload);
+        true
+    }
+
     /// A field's key. Every OTLP tag but `Span.flags` (16) is below 16, so a key is one byte
     /// (prost's `encode_key` is a call and a loop for it: a tenth of an exported span's
     /// instructions went to varints).
@@ -180,6 +240,14 @@ impl Writer {
             encode_varint(value, &mut self.buf);
         }
     }
+}
+
+/// The one member of a small `AnyValue` ([`Writer::small_pair`]).
+pub(crate) enum Member<'a> {
+    /// A `string` or `bytes` member.
+    Bytes(&'a [u8]),
+    /// An `int64` (as its two's complement) or `bool` member.
+    Varint(u64),
 }
 
 /// The bytes a message field of tag 1–15 with a `len`-byte body takes: key, length, body.
