@@ -178,46 +178,50 @@ impl Writer {
         if tag >= 16 || member_tag >= 16 || key.is_empty() {
             return false;
         }
-        // `KeyValue.value`'s key and length, the member's key, then its length or its varint.
-        let mut value_head = [0_u8; 14];
-        value_head[0] = (2 << 3) | WireType::LengthDelimited as u8;
-        let (head_len, payload): (usize, &[u8]) = match member {
+        const LEN: u8 = WireType::LengthDelimited as u8;
+        // The member's key, and the bytes after it: a string's length and bytes, or a varint.
+        let mut varint = [0_u8; 10];
+        let (member_key, member_len) = match member {
             Member::Bytes(bytes) => {
                 if bytes.len() >= 0x80 {
                     return false;
                 }
-                value_head[2] = (member_tag << 3) as u8 | WireType::LengthDelimited as u8;
-                value_head[3] = bytes.len() as u8;
-                (4, bytes)
+                ((member_tag << 3) as u8 | LEN, 1 + bytes.len())
             }
             Member::Varint(mut value) => {
-                value_head[2] = (member_tag << 3) as u8 | WireType::Varint as u8;
-                let mut at = 3;
+                let mut at = 0;
                 while value >= 0x80 {
-                    value_head[at] = value as u8 | 0x80;
+                    varint[at] = value as u8 | 0x80;
                     value >>= 7;
                     at += 1;
                 }
-                value_head[at] = value as u8;
-                (at + 1, &[])
+                varint[at] = value as u8;
+                ((member_tag << 3) as u8 | WireType::Varint as u8, at + 1)
             }
         };
-        let any_value = head_len - 2 + payload.len();
+        let any_value = 1 + member_len;
         let body = 2 + key.len() + 2 + any_value;
         if body >= 0x80 {
             return false;
         }
-        value_head[1] = any_value as u8;
+        // Fixed-length pieces where it can, which are stores rather than calls to memcpy.
         self.buf.reserve(2 + body);
         self.buf.extend_from_slice(&[
-            (tag << 3) as u8 | WireType::LengthDelimited as u8,
+            (tag << 3) as u8 | LEN,
             body as u8,
-            (1 << 3) | WireType::LengthDelimited as u8,
+            (1 << 3) | LEN,
             key.len() as u8,
         ]);
         self.buf.extend_from_slice(key);
-        self.buf.extend_from_slice(&value_head[..head_len]);
-        self.buf.extend_from_slice(payload);
+        self.buf
+            .extend_from_slice(&[(2 << 3) | LEN, any_value as u8, member_key]);
+        match member {
+            Member::Bytes(bytes) => {
+                self.buf.push(bytes.len() as u8);
+                self.buf.extend_from_slice(bytes);
+            }
+            Member::Varint(_) => self.buf.extend_from_slice(&varint[..member_len]),
+        }
         true
     }
 
@@ -243,6 +247,7 @@ impl Writer {
 }
 
 /// The one member of a small `AnyValue` ([`Writer::small_pair`]).
+#[derive(Clone, Copy)]
 pub(crate) enum Member<'a> {
     /// A `string` or `bytes` member.
     Bytes(&'a [u8]),
