@@ -42,14 +42,24 @@ pub(crate) fn attributes<'a>(
 /// Writes one `KeyValue` as field `tag`.
 pub(crate) fn key_value(w: &mut Writer, tag: u32, key: &str, value: &Value, limit: usize) {
     let member = match value {
-        Value::String(s) => Some((
-            STRING_VALUE,
-            Member::Bytes(cut(s.as_str(), limit).as_bytes()),
-        )),
+        Value::String(s) => Some(string_member(s.as_str(), limit)),
         Value::I64(i) => Some((INT_VALUE, Member::Varint(*i as u64))),
         Value::Bool(b) => Some((BOOL_VALUE, Member::Varint(u64::from(*b)))),
         _ => None,
     };
+    pair(w, tag, key, member, |w| any_value(w, value, limit));
+}
+
+/// A `KeyValue` as field `tag`: in one go ([`Writer::small_pair`]) when its `AnyValue` is the
+/// one member `member` and fits, otherwise as nested messages, the `AnyValue`'s body written
+/// by `any_value`. Spans' and log records' attributes both come through here.
+pub(crate) fn pair(
+    w: &mut Writer,
+    tag: u32,
+    key: &str,
+    member: Option<(u32, Member<'_>)>,
+    any_value: impl FnOnce(&mut Writer),
+) {
     if let Some((member_tag, member)) = member
         && w.small_pair(tag, key.as_bytes(), member_tag, member)
     {
@@ -57,8 +67,13 @@ pub(crate) fn key_value(w: &mut Writer, tag: u32, key: &str, value: &Value, limi
     }
     w.message(tag, |w| {
         w.string(KEY, key);
-        w.message(VALUE, |w| any_value(w, value, limit));
+        w.message(VALUE, any_value);
     });
+}
+
+/// A string `AnyValue` member, cut to `limit` bytes, for [`pair`].
+pub(crate) fn string_member(value: &str, limit: usize) -> (u32, Member<'_>) {
+    (STRING_VALUE, Member::Bytes(cut(value, limit).as_bytes()))
 }
 
 /// The body of an `AnyValue`.
@@ -245,7 +260,12 @@ mod tests {
                     "{key_len}/{value_len}"
                 );
             }
-            for int in [0, 1, 127, 128, 16_384, -1, i64::MIN, i64::MAX] {
+            // 1, 2^7, 2^14 … 2^56 take one to nine varint bytes, a negative number ten.
+            let widths =
+                (0..9)
+                    .map(|bytes| 1_i64 << (7 * bytes))
+                    .chain([0, 127, -1, i64::MIN, i64::MAX]);
+            for int in widths {
                 let expected = prost_wrote(&key, any_value::Value::IntValue(int));
                 assert_eq!(
                     ours(&key, &Value::I64(int), usize::MAX),
@@ -266,9 +286,10 @@ mod tests {
 
     #[test]
     fn a_string_attribute_is_cut_before_its_length_is_written() {
-        // 200 bytes cut to 100: written in one go, with the cut length.
-        let value = Value::from("é".repeat(100));
-        let expected = prost_wrote("k", any_value::Value::StringValue("é".repeat(50)));
-        assert_eq!(ours("k", &value, 101), expected);
+        // 60 bytes cut to 40, on a character boundary: short enough either way to be written
+        // in one go, so only the cut tells them apart.
+        let value = Value::from("é".repeat(30));
+        let expected = prost_wrote("k", any_value::Value::StringValue("é".repeat(20)));
+        assert_eq!(ours("k", &value, 41), expected);
     }
 }

@@ -13,14 +13,14 @@ use prost::Message as _;
 
 use super::{
     common::{
-        BOOL_VALUE, BYTES_VALUE, DOUBLE_VALUE, INT_VALUE, KVLIST_VALUE, STRING_VALUE, VALUES,
-        nanos, string_value,
+        BOOL_VALUE, BYTES_VALUE, DOUBLE_VALUE, INT_VALUE, KVLIST_VALUE, VALUES, nanos, pair,
+        string_member, string_value,
     },
     processor::Batch,
     request::Request,
     wire::{Member, Writer},
 };
-use crate::dropped::{Throttle, cut};
+use crate::dropped::Throttle;
 
 /// Log records encoded one at a time, as they are written: per scope (a record's target
 /// naming it), in order of first appearance, the `ScopeLogs.log_records` fields of its records.
@@ -173,26 +173,14 @@ fn write_record(w: &mut Writer, record: &SdkLogRecord, limit: usize) {
 }
 
 fn key_value(w: &mut Writer, tag: u32, key: &str, value: &AnyValue, limit: usize) {
-    // As `common::key_value`: most attributes in one go.
     let member = match value {
-        AnyValue::String(s) => Some((
-            STRING_VALUE,
-            Member::Bytes(cut(s.as_str(), limit).as_bytes()),
-        )),
+        AnyValue::String(s) => Some(string_member(s.as_str(), limit)),
         AnyValue::Int(i) => Some((INT_VALUE, Member::Varint(*i as u64))),
         AnyValue::Boolean(b) => Some((BOOL_VALUE, Member::Varint(u64::from(*b)))),
         AnyValue::Bytes(bytes) => Some((BYTES_VALUE, Member::Bytes(bytes))),
         _ => None,
     };
-    if let Some((member_tag, member)) = member
-        && w.small_pair(tag, key.as_bytes(), member_tag, member)
-    {
-        return;
-    }
-    w.message(tag, |w| {
-        w.string(1, key); // KeyValue.key
-        w.message(2, |w| any_value(w, value, limit)); // KeyValue.value
-    });
+    pair(w, tag, key, member, |w| any_value(w, value, limit));
 }
 
 /// The body of an `AnyValue` (the log flavour: maps and bytes too).
@@ -295,6 +283,7 @@ mod tests {
                 format!("{message} {}", "é".repeat(20)).into(),
             ));
             record.add_attribute("item", "book");
+            record.add_attribute("note", "é".repeat(20));
             record.add_attribute("reserved", 8_i64);
             record.add_attribute("ratio", 0.0_f64);
             record.add_attribute("ok", true);
@@ -390,6 +379,12 @@ mod tests {
             record.body.clone().and_then(|b| b.value),
             // "stock reserved " is 15 bytes, and "é" two: the cut falls before it.
             Some(Value::StringValue("stock reserved ".into()))
+        );
+        // 40 bytes, cut to 16: 8 characters.
+        let note = record.attributes.iter().find(|kv| kv.key == "note");
+        assert_eq!(
+            note.and_then(|kv| kv.value.clone()).and_then(|v| v.value),
+            Some(Value::StringValue("é".repeat(8)))
         );
         assert_eq!(record.trace_id.len(), 16);
     }

@@ -8,7 +8,8 @@
 //! body's length takes another width, which moves that body. Field values follow proto3: a
 //! scalar at its default is left out (as prost leaves it out), unless the caller says it is a
 //! `oneof` member.
-//! The varint and key primitives are prost's own.
+//! The varint and key primitives are prost's own, but for the one-byte cases written inline
+//! and [`Writer::small_pair`]'s own varint.
 
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
@@ -161,13 +162,14 @@ impl Writer {
         encode_varint(len as u64, &mut &mut self.buf[slot..slot + width]);
     }
 
-    /// A message field `tag` whose body is the `string` field 1 `key` (not empty) and the
-    /// message field 2 holding the one field `member_tag` with `member`: a `KeyValue` whose
-    /// `AnyValue` is a string, an integer or a bool. Written in one go when the body takes
-    /// under 128 bytes, as nearly every attribute's does; `false`, with nothing written,
-    /// otherwise (the caller then writes it as nested [`Writer::message`]s). Nested, an
-    /// attribute took a dozen single-byte pushes and two length slots filled in afterwards:
-    /// the encoder's largest entry in the profile (BENCHMARKS.md, thirty-first round).
+    /// A `KeyValue` message as field `tag`: the `string` field 1 `key`, and the message field
+    /// 2 (its `AnyValue`) holding the one field `member_tag` with `member` (a string, an
+    /// integer, a bool or bytes), written in one go when its whole body takes under 128
+    /// bytes: every length is then one byte, known before anything is written. Otherwise
+    /// `false`, with nothing written, and the caller writes it as nested [`Writer::message`]s,
+    /// which write each length slot after the body it measures (eight pushes, two copies and
+    /// two slots filled in for an attribute): the encoder's largest entry in the profile
+    /// (BENCHMARKS.md, thirty-first round).
     pub(crate) fn small_pair(
         &mut self,
         tag: u32,
@@ -175,19 +177,15 @@ impl Writer {
         member_tag: u32,
         member: Member<'_>,
     ) -> bool {
+        // An empty key is left out of the message (proto3, as prost writes it), and a tag of 16
+        // or more takes a two-byte key: both are for the nested path.
         if tag >= 16 || member_tag >= 16 || key.is_empty() {
             return false;
         }
         const LEN: u8 = WireType::LengthDelimited as u8;
-        // The member's key, and the bytes after it: a string's length and bytes, or a varint.
         let mut varint = [0_u8; 10];
         let (member_key, member_len) = match member {
-            Member::Bytes(bytes) => {
-                if bytes.len() >= 0x80 {
-                    return false;
-                }
-                ((member_tag << 3) as u8 | LEN, 1 + bytes.len())
-            }
+            Member::Bytes(bytes) => ((member_tag << 3) as u8 | LEN, 1 + bytes.len()),
             Member::Varint(mut value) => {
                 let mut at = 0;
                 while value >= 0x80 {
@@ -204,7 +202,8 @@ impl Writer {
         if body >= 0x80 {
             return false;
         }
-        // Fixed-length pieces where it can, which are stores rather than calls to memcpy.
+        // Fixed-length pieces where it can: stores, where a slice of variable length is a call
+        // to memcpy.
         self.buf.reserve(2 + body);
         self.buf.extend_from_slice(&[
             (tag << 3) as u8 | LEN,
@@ -213,14 +212,21 @@ impl Writer {
             key.len() as u8,
         ]);
         self.buf.extend_from_slice(key);
-        self.buf
-            .extend_from_slice(&[(2 << 3) | LEN, any_value as u8, member_key]);
         match member {
             Member::Bytes(bytes) => {
-                self.buf.push(bytes.len() as u8);
+                self.buf.extend_from_slice(&[
+                    (2 << 3) | LEN,
+                    any_value as u8,
+                    member_key,
+                    bytes.len() as u8,
+                ]);
                 self.buf.extend_from_slice(bytes);
             }
-            Member::Varint(_) => self.buf.extend_from_slice(&varint[..member_len]),
+            Member::Varint(_) => {
+                self.buf
+                    .extend_from_slice(&[(2 << 3) | LEN, any_value as u8, member_key]);
+                self.buf.extend_from_slice(&varint[..member_len]);
+            }
         }
         true
     }
@@ -247,7 +253,7 @@ impl Writer {
 }
 
 /// The one member of a small `AnyValue` ([`Writer::small_pair`]).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Member<'a> {
     /// A `string` or `bytes` member.
     Bytes(&'a [u8]),
@@ -307,6 +313,31 @@ mod tests {
         let (nested, ahead) = (nested.into_vec(), ahead.into_vec());
         assert_eq!(nested, ahead);
         assert_eq!(field_len(body.len()), ahead.len());
+    }
+
+    #[test]
+    fn a_pair_is_written_in_one_go_only_when_its_body_takes_under_128_bytes() {
+        use super::Member;
+        // A bool's `AnyValue` takes 2 bytes: with a key of 121 bytes the body is 127.
+        let mut writer = Writer::default();
+        assert!(writer.small_pair(1, &[b'k'; 121], 2, Member::Varint(1)));
+        assert_eq!(writer.into_vec().len(), 2 + 127);
+        let refused: [(u32, &[u8], u32, Member<'_>); 5] = [
+            (1, &[b'k'; 122], 2, Member::Varint(1)),
+            (1, b"", 2, Member::Varint(1)),
+            (16, b"k", 2, Member::Varint(1)),
+            (1, b"k", 16, Member::Varint(1)),
+            (1, b"k", 1, Member::Bytes(&[b'v'; 128])),
+        ];
+        for (tag, key, member_tag, member) in refused {
+            let mut writer = Writer::default();
+            writer.raw(b"before");
+            assert!(
+                !writer.small_pair(tag, key, member_tag, member),
+                "{member:?}"
+            );
+            assert_eq!(writer.into_vec(), b"before", "nothing written");
+        }
     }
 
     #[test]
