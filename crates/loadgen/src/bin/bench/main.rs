@@ -265,7 +265,31 @@ impl Services {
     }
 
     /// [`Services::start_under`], the programs taken from `dir`.
+    ///
+    /// The ports are free when chosen, not when the services bind them: in between, another
+    /// program's outgoing connection can take one as its own local port (seen in CI, with
+    /// bench's tests running side by side). A service that cannot bind its port exits at once
+    /// saying so, and the four are then started again on other ports.
     async fn start_from(
+        dir: &std::path::Path,
+        binaries: Binaries,
+        env: &[(&str, String)],
+        callgrind_dir: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(dir, binaries, env, callgrind_dir).await {
+                Err(why) if why.contains("Address already in use") && attempt < ATTEMPTS => {
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    /// [`Services::start_from`], once, on ports free now.
+    async fn start_once(
         dir: &std::path::Path,
         binaries: Binaries,
         env: &[(&str, String)],
