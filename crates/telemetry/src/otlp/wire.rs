@@ -8,8 +8,8 @@
 //! body's length takes another width, which moves that body. Field values follow proto3: a
 //! scalar at its default is left out (as prost leaves it out), unless the caller says it is a
 //! `oneof` member.
-//! The varint and key primitives are prost's own, but for the one-byte cases written inline
-//! and [`Writer::small_pair`]'s own varint.
+//! The varint and key primitives are prost's own; one-byte keys and varints, and
+//! [`Writer::long_message`]'s two-byte length, are written inline.
 
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
@@ -167,9 +167,11 @@ impl Writer {
     /// integer, a bool or bytes), written in one go when its whole body takes under 128
     /// bytes: every length is then one byte, known before anything is written. Otherwise
     /// `false`, with nothing written, and the caller writes it as nested [`Writer::message`]s,
-    /// which write each length slot after the body it measures (eight pushes, two copies and
-    /// two slots filled in for an attribute): the encoder's largest entry in the profile
-    /// (BENCHMARKS.md, thirty-first round).
+    /// which write each length slot after the body it measures (for a string attribute, eight
+    /// pushes, two copies and two slots filled in): the encoder's largest entry in the profile
+    /// (BENCHMARKS.md, thirty-first round). An empty key is refused too, since proto3 leaves it
+    /// out of the message (as prost writes it), and a tag of 16 or more, which takes a
+    /// two-byte key.
     pub(crate) fn small_pair(
         &mut self,
         tag: u32,
@@ -177,25 +179,16 @@ impl Writer {
         member_tag: u32,
         member: Member<'_>,
     ) -> bool {
-        // An empty key is left out of the message (proto3, as prost writes it), and a tag of 16
-        // or more takes a two-byte key: both are for the nested path.
-        if tag >= 16 || member_tag >= 16 || key.is_empty() {
+        if tag >= 16 || member_tag >= 16 || key.is_empty() || key.len() >= 0x80 {
             return false;
         }
         const LEN: u8 = WireType::LengthDelimited as u8;
-        let mut varint = [0_u8; 10];
         let (member_key, member_len) = match member {
             Member::Bytes(bytes) => ((member_tag << 3) as u8 | LEN, 1 + bytes.len()),
-            Member::Varint(mut value) => {
-                let mut at = 0;
-                while value >= 0x80 {
-                    varint[at] = value as u8 | 0x80;
-                    value >>= 7;
-                    at += 1;
-                }
-                varint[at] = value as u8;
-                ((member_tag << 3) as u8 | WireType::Varint as u8, at + 1)
-            }
+            Member::Varint(value) => (
+                (member_tag << 3) as u8 | WireType::Varint as u8,
+                encoded_len_varint(value),
+            ),
         };
         let any_value = 1 + member_len;
         let body = 2 + key.len() + 2 + any_value;
@@ -222,10 +215,10 @@ impl Writer {
                 ]);
                 self.buf.extend_from_slice(bytes);
             }
-            Member::Varint(_) => {
+            Member::Varint(value) => {
                 self.buf
                     .extend_from_slice(&[(2 << 3) | LEN, any_value as u8, member_key]);
-                self.buf.extend_from_slice(&varint[..member_len]);
+                self.varint(value);
             }
         }
         true

@@ -266,10 +266,9 @@ impl Services {
 
     /// [`Services::start_under`], the programs taken from `dir`.
     ///
-    /// The ports are free when chosen, not when the services bind them: in between, another
-    /// program's outgoing connection can take one as its own local port (seen in CI, with
-    /// bench's tests running side by side). A service that cannot bind its port exits at once
-    /// saying so, and the four are then started again on other ports.
+    /// The ports are free when chosen, not when the services bind them ([`free_ports`]): should
+    /// another program take one in between, the service exits at once saying so, and the four
+    /// are started again on other ports, five attempts in all.
     async fn start_from(
         dir: &std::path::Path,
         binaries: Binaries,
@@ -280,7 +279,10 @@ impl Services {
         let mut attempt = 1;
         loop {
             match Self::start_once(dir, binaries, env, callgrind_dir).await {
-                Err(why) if why.contains("Address already in use") && attempt < ATTEMPTS => {
+                Err(why) if why.contains("Address already in use") => {
+                    if attempt == ATTEMPTS {
+                        return Err(format!("{why} (on each of {ATTEMPTS} sets of ports)"));
+                    }
                     attempt += 1;
                 }
                 started => return started,
@@ -298,8 +300,14 @@ impl Services {
         let ports = free_ports(4)?;
         let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
         let withheld = environment::withheld_here();
-        let mut children = Vec::new();
-        let mut stderr = Vec::new();
+        // Dropped on an early return, a spawn's failure included: the children started so far
+        // are killed (see Drop), not left holding ports.
+        let mut services = Self {
+            children: Vec::new(),
+            stderr: Vec::new(),
+            urls: (0..4).map(url).collect(),
+            order_url: url(3),
+        };
         for (i, (name, program)) in SERVICES.iter().zip(binaries.programs()).enumerate() {
             let binary = dir.join(program);
             let role = (binaries == Binaries::Bare).then_some(BARE_ROLES[i]);
@@ -327,16 +335,9 @@ impl Services {
                         binary.display()
                     )
                 })?;
-            stderr.push(LastLine::watch(child.stderr.take()));
-            children.push((name.to_string(), child));
+            services.stderr.push(LastLine::watch(child.stderr.take()));
+            services.children.push((name.to_string(), child));
         }
-        // Dropped on an early return: the children are killed (see Drop), not left holding ports.
-        let mut services = Self {
-            children,
-            stderr,
-            urls: (0..4).map(url).collect(),
-            order_url: url(3),
-        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(1))
             .build()
@@ -492,19 +493,31 @@ impl Drop for Services {
     }
 }
 
-/// `n` distinct ports free now. Each listener is held until all are chosen: ports asked for
-/// one at a time may repeat, and a service told another's port fails to bind while its health
-/// check, answered by the other, passes.
+/// `n` distinct ports free now, from 20000-32000: below Linux's ephemeral range (32768-60999),
+/// where a port let go can at once become the local port of an outgoing connection, and a
+/// service would find it busy (the system tests' `free_port` chooses so for the same reason).
+/// Each listener is held until all are chosen: ports asked for one at a time may repeat, and a
+/// service told another's port fails to bind while its health check, answered by the other,
+/// passes.
 fn free_ports(n: usize) -> Result<Vec<u16>, String> {
-    (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|listeners| {
-            listeners
-                .iter()
-                .map(|listener| listener.local_addr().map(|address| address.port()))
-                .collect()
-        })
+    let mut listeners = Vec::with_capacity(n);
+    for _ in 0..1000 {
+        if listeners.len() == n {
+            break;
+        }
+        if let Ok(listener) =
+            std::net::TcpListener::bind(("127.0.0.1", fastrand::u16(20_000..32_000)))
+        {
+            listeners.push(listener);
+        }
+    }
+    if listeners.len() < n {
+        return Err("no free port on 127.0.0.1 in 20000-32000".to_owned());
+    }
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().map(|address| address.port()))
+        .collect::<Result<_, _>>()
         .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
 }
 
