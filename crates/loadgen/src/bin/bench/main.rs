@@ -500,25 +500,17 @@ impl Drop for Services {
 /// service told another's port fails to bind while its health check, answered by the other,
 /// passes.
 fn free_ports(n: usize) -> Result<Vec<u16>, String> {
-    let mut listeners = Vec::with_capacity(n);
+    let mut held = Vec::with_capacity(n);
     for _ in 0..1000 {
-        if listeners.len() == n {
-            break;
-        }
-        if let Ok(listener) =
-            std::net::TcpListener::bind(("127.0.0.1", fastrand::u16(20_000..32_000)))
-        {
-            listeners.push(listener);
+        let port = fastrand::u16(20_000..32_000);
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push((port, listener));
+            if held.len() == n {
+                return Ok(held.into_iter().map(|(port, _listener)| port).collect());
+            }
         }
     }
-    if listeners.len() < n {
-        return Err("no free port on 127.0.0.1 in 20000-32000".to_owned());
-    }
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().map(|address| address.port()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+    Err("no free port on 127.0.0.1 in 20000-32000".to_owned())
 }
 
 /// The target every row loads: order-service's `POST /orders`, each with a 10 s timeout.
