@@ -278,10 +278,17 @@ fn request_attributes(
     host: Option<&HeaderValue>,
     user_agent: Option<&HeaderValue>,
 ) -> Vec<KeyValue> {
+    let path = request.uri().path();
+    // A path that is its own route (`/orders`, not `/stock/book/reserve`) is recorded as the
+    // route's string, which lives as long as the process: no copy of it for each request.
+    let path: opentelemetry::StringValue = match measured.route {
+        Some(route) if route == path => route.into(),
+        _ => path.to_owned().into(),
+    };
     let mut attributes = Vec::with_capacity(12);
     attributes.extend([
         KeyValue::new("http.request.method", measured.method),
-        KeyValue::new("url.path", request.uri().path().to_owned()),
+        KeyValue::new("url.path", path),
         KeyValue::new("url.scheme", "http"),
         KeyValue::new(
             "network.protocol.version",
