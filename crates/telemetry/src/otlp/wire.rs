@@ -179,7 +179,7 @@ impl Writer {
         member_tag: u32,
         member: Member<'_>,
     ) -> bool {
-        if tag >= 16 || member_tag >= 16 || key.is_empty() || key.len() >= 0x80 {
+        if tag >= 16 || member_tag >= 16 || key.is_empty() {
             return false;
         }
         const LEN: u8 = WireType::LengthDelimited as u8;
