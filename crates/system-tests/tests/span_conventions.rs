@@ -134,8 +134,13 @@ async fn a_made_up_method_is_other_and_a_rejected_item_is_recorded_nowhere() {
     .await;
     let trace = system.trace(&answer.trace_id.expect("X-Trace-Id"), 1).await;
     let server = server_span(&trace, "order-service");
-    assert_eq!(server.name, "HTTP");
+    // Semantic conventions (http-spans, "Name"): `HTTP` for the method, the route as known.
+    assert_eq!(server.name, "HTTP /orders");
     assert_eq!(server.str_attribute("http.request.method"), Some("_OTHER"));
+    assert_eq!(
+        server.str_attribute("http.request.method_original"),
+        Some("BREW")
+    );
 
     // A 10 KiB item name is refused (400) and stored in no span.
     let long = "x".repeat(10 * 1024);

@@ -151,8 +151,8 @@ impl ExportSettings {
         };
         let protocol = match pick("PROTOCOL") {
             None => Protocol::Grpc,
-            Some((_, value)) if value.trim() == "grpc" => Protocol::Grpc,
-            Some((_, value)) if value.trim() == "http/protobuf" => Protocol::HttpProtobuf,
+            Some((_, value)) if choice(&value) == "grpc" => Protocol::Grpc,
+            Some((_, value)) if choice(&value) == "http/protobuf" => Protocol::HttpProtobuf,
             Some((variable, other)) => {
                 return Err(ConfigError::new(
                     &variable,
@@ -173,7 +173,7 @@ impl ExportSettings {
                 }),
             None => DEFAULT_EXPORT_TIMEOUT,
         };
-        if let Some((variable, other)) = pick("COMPRESSION").filter(|(_, v)| v != "none") {
+        if let Some((variable, other)) = pick("COMPRESSION").filter(|(_, v)| choice(v) != "none") {
             return Err(ConfigError::new(
                 &variable,
                 &other,
@@ -237,9 +237,9 @@ impl TelemetryConfig {
         let traces_exported = exported(&get, "OTEL_TRACES_EXPORTER")?;
         let logs_exported = exported(&get, "OTEL_LOGS_EXPORTER")?;
         if let Some(raw) = get("OTEL_PROPAGATORS") {
-            let mut named: Vec<&str> = raw
+            let mut named: Vec<String> = raw
                 .split(',')
-                .map(str::trim)
+                .map(choice)
                 .filter(|name| !name.is_empty())
                 .collect();
             named.sort_unstable();
@@ -338,11 +338,23 @@ impl TelemetryConfig {
 /// `OTEL_TRACES_EXPORTER` or `OTEL_LOGS_EXPORTER` (`variable`): whether the signal is exported
 /// over OTLP (`otlp`, the default) or not at all (`none`); no other exporter is built in.
 fn exported(get: &impl Fn(&str) -> Option<String>, variable: &str) -> Result<bool, ConfigError> {
-    match get(variable).as_deref().map(str::trim) {
+    let raw = get(variable);
+    match raw.as_deref().map(choice).as_deref() {
         None | Some("otlp") => Ok(true),
         Some("none") => Ok(false),
-        Some(other) => Err(ConfigError::new(variable, other, "expected otlp or none")),
+        Some(_) => Err(ConfigError::new(
+            variable,
+            raw.as_deref().unwrap_or_default(),
+            "expected otlp or none",
+        )),
     }
+}
+
+/// One of a variable's named choices as it is compared: trimmed, and in lowercase, as the
+/// specification asks ("Enum values SHOULD be interpreted in a case-insensitive manner",
+/// opentelemetry-specification, `configuration/sdk-environment-variables.md`).
+fn choice(raw: &str) -> String {
+    raw.trim().to_ascii_lowercase()
 }
 
 /// A whole number > 0 from `variable`'s value `raw`, if it is set.
@@ -502,17 +514,17 @@ fn parse_sampler(name: Option<&str>, arg: Option<&str>) -> Result<Sampler, Confi
         }
     };
     let parent_based = |root: Sampler| Sampler::ParentBased(Box::new(root));
-    Ok(match name {
+    Ok(match name.map(choice).as_deref() {
         None | Some("parentbased_always_on") => parent_based(Sampler::AlwaysOn),
         Some("always_on") => Sampler::AlwaysOn,
         Some("always_off") => Sampler::AlwaysOff,
         Some("traceidratio") => Sampler::TraceIdRatioBased(ratio()?),
         Some("parentbased_always_off") => parent_based(Sampler::AlwaysOff),
         Some("parentbased_traceidratio") => parent_based(Sampler::TraceIdRatioBased(ratio()?)),
-        Some(other) => {
+        Some(_) => {
             return Err(ConfigError::new(
                 "OTEL_TRACES_SAMPLER",
-                other,
+                name.unwrap_or_default(),
                 "expected always_on, always_off, traceidratio, parentbased_always_on, \
                  parentbased_always_off or parentbased_traceidratio",
             ));
@@ -813,6 +825,33 @@ mod tests {
         assert!(!c.traces_exported);
         assert!(c.logs_exported);
         assert!(config(&[]).unwrap().traces_exported);
+    }
+
+    #[test]
+    fn named_choices_are_read_whatever_their_case_and_surrounding_spaces() {
+        let c = config(&[
+            ("OTEL_TRACES_SAMPLER", " ParentBased_TraceIdRatio "),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "HTTP/Protobuf"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "None"),
+            ("OTEL_PROPAGATORS", "TraceContext, BAGGAGE"),
+            ("OTEL_TRACES_EXPORTER", "NONE "),
+            ("OTEL_LOGS_EXPORTER", "Otlp"),
+        ])
+        .expect("every value names a built-in choice");
+        assert!(
+            matches!(c.sampler, Sampler::ParentBased(_)),
+            "{:?}",
+            c.sampler
+        );
+        assert_eq!(c.traces_export.protocol, Protocol::HttpProtobuf);
+        assert!(!c.traces_exported && c.logs_exported);
+        let refused =
+            config(&[("OTEL_TRACES_SAMPLER", "Always_Sometimes")]).expect_err("not a sampler");
+        assert!(
+            refused.to_string().contains("Always_Sometimes"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -23,7 +23,9 @@
 //! - `context`: how the SERVER and CLIENT spans (OpenTelemetry API) and a handler's `tracing`
 //!   spans find each other; [`in_current_trace`] for a spawned task.
 //! - `ids`: trace and span ids as hex, for log lines, exemplars and `X-Trace-Id`.
-//! - `propagation`: W3C Trace Context (this crate's, for its cost) and the headers it travels in.
+//! - `propagation`: W3C Trace Context (this crate's, for its cost) and the headers it travels in;
+//!   `tracestate`: that header read as W3C asks and held to 512 bytes; `baggage`: W3C Baggage
+//!   through the SDK's propagator, given every field and the whole of each value.
 //! - `errors`: [`record_error`], the ERROR status and `exception` event of a failed span.
 //! - [`metrics`]: the Prometheus registry, HTTP duration histograms with trace exemplars,
 //!   business counters, and the `/metrics` handler.
@@ -31,6 +33,7 @@
 pub mod config;
 pub mod metrics;
 
+mod baggage;
 mod client;
 mod context;
 mod dropped;
@@ -45,6 +48,7 @@ mod propagation;
 mod provider;
 mod server;
 mod subscriber;
+mod tracestate;
 
 pub use client::{HttpClient, POOL_IDLE_TIMEOUT, http_client};
 pub use config::{ConfigError, ExporterKind, Protocol, ServiceInfo, TelemetryConfig};
@@ -55,7 +59,6 @@ pub use metrics::{CounterVec, counter, metrics_handler};
 pub use server::{TRACE_ID_HEADER, Traced, TracedFuture, TracedLayer, traced};
 
 use opentelemetry::{propagation::TextMapCompositePropagator, trace::TracerProvider as _};
-use opentelemetry_sdk::propagation::BaggagePropagator;
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +100,7 @@ pub fn init_with(config: &TelemetryConfig) -> Result<TelemetryGuard, InitError> 
     // every service starts its own trace.
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
         Box::new(propagation::TraceContext),
-        Box::new(BaggagePropagator::new()),
+        Box::new(baggage::W3cBaggage::default()),
     ]));
     opentelemetry::global::set_tracer_provider(provider.clone());
     // The instrumentation scope is copied into every span the SDK ends: with a borrowed name

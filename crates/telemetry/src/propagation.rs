@@ -7,8 +7,10 @@
 //! 3.7 k an extraction, for each of the five calls of an order (BENCHMARKS.md, tenth round). This one writes and reads the 55 bytes
 //! in place, and follows the W3C recommendation more strictly than the SDK does: ids of the
 //! wrong length, a version 00 header with anything after the flags, and hex with a sign are
-//! refused (the SDK accepts the first two and `+` signs), and an empty `tracestate` is not
-//! sent. [`HeaderInjector`] and [`HeaderExtractor`] name the three propagation headers with
+//! refused (the SDK accepts the first two and `+` signs), two `traceparent` fields start a
+//! new trace (W3C's test suite, `test_traceparent_duplicated`), and an empty `tracestate` is
+//! not sent. `tracestate` is read by `crate::tracestate`, also more strictly than the SDK
+//! reads it, from every field of it, and held to 512 bytes. [`HeaderInjector`] and [`HeaderExtractor`] name the three propagation headers with
 //! constants, where tracing-opentelemetry-instrumentation-sdk's parse each name per call.
 //!
 //! The SERVER and CLIENT spans ([`extract_incoming`], [`inject`]) call the two propagators the global
@@ -20,7 +22,7 @@
 //!
 //! Spec: <https://www.w3.org/TR/trace-context/#traceparent-header>.
 
-use std::{str::FromStr as _, sync::LazyLock};
+use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -28,7 +30,7 @@ use opentelemetry::{
     Context,
     baggage::BaggageExt as _,
     propagation::{Extractor, Injector, TextMapPropagator, text_map_propagator::FieldIter},
-    trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState},
+    trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId},
 };
 use opentelemetry_sdk::propagation::BaggagePropagator;
 
@@ -56,12 +58,15 @@ impl TextMapPropagator for TraceContext {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        match extractor
-            .get("traceparent")
-            .map(str::as_bytes)
-            .and_then(parse)
-        {
-            Some(ids) => cx.with_remote_span_context(remote(ids, extractor.get("tracestate"))),
+        let traceparent = match extractor.get_all("traceparent").as_deref() {
+            Some([one]) => parse(one.as_bytes()),
+            _ => None,
+        };
+        match traceparent {
+            Some(ids) => {
+                let state = extractor.get_all("tracestate").unwrap_or_default();
+                cx.with_remote_span_context(remote(ids, state.iter().map(|v| v.as_bytes())))
+            }
             None => cx.clone(),
         }
     }
@@ -71,15 +76,13 @@ impl TextMapPropagator for TraceContext {
     }
 }
 
-/// The remote span context of a parsed `traceparent` and the `tracestate` beside it (an empty
-/// one if it is malformed).
-fn remote(
+/// The remote span context of a parsed `traceparent` and the `tracestate` fields beside it (an
+/// empty trace state if they are malformed).
+fn remote<'a>(
     (trace_id, span_id, flags): (TraceId, SpanId, TraceFlags),
-    state: Option<&str>,
+    state: impl IntoIterator<Item = &'a [u8]>,
 ) -> SpanContext {
-    let state = state
-        .and_then(|state| TraceState::from_str(state).ok())
-        .unwrap_or_default();
+    let state = crate::tracestate::parse(state);
     SpanContext::new(trace_id, span_id, flags, true, state)
 }
 
@@ -172,6 +175,17 @@ impl Extractor for HeaderExtractor<'_> {
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(HeaderName::as_str).collect()
     }
+
+    /// Every field of the header that is visible ASCII, in order, if there is one.
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let values: Vec<&str> = self
+            .0
+            .get_all(key)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        (!values.is_empty()).then_some(values)
+    }
 }
 
 /// Writes the trace context of `span` and the baggage of `context` into `headers`, as the
@@ -187,37 +201,59 @@ pub(crate) fn inject(span: &SpanContext, context: &Context, headers: &mut Header
     }
 }
 
-/// The first value of each of `names` in `headers`, as `get` finds it, in one pass over them:
-/// each `get` hashes its name and probes the map (about 150 instructions), and the SERVER span
-/// asked for five headers of every request (BENCHMARKS.md, nineteenth round).
+/// The first value of each of a few header names in a request, found in one pass over its
+/// headers: each `get` hashes its name and probes the map (about 150 instructions), and the
+/// SERVER span asked for five headers of every request (BENCHMARKS.md, nineteenth round).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FirstValues<'h, const N: usize> {
+    /// The first value of each name, as `get` finds it.
+    pub(crate) values: [Option<&'h HeaderValue>; N],
+    /// Whether each name came more than once.
+    pub(crate) repeated: [bool; N],
+}
+
+/// The [`FirstValues`] of `names` in `headers`.
 pub(crate) fn first_values<'h, const N: usize>(
     headers: &'h HeaderMap,
     names: &[HeaderName; N],
-) -> [Option<&'h HeaderValue>; N] {
-    let mut found = [None; N];
+) -> FirstValues<'h, N> {
+    let mut found = FirstValues {
+        values: [None; N],
+        repeated: [false; N],
+    };
     for (name, value) in headers {
         if let Some(slot) = names.iter().position(|wanted| wanted == name) {
-            found[slot].get_or_insert(value);
+            match found.values[slot] {
+                Some(_) => found.repeated[slot] = true,
+                None => found.values[slot] = Some(value),
+            }
         }
     }
     found
 }
 
-/// The trace-context headers of a request: its first `traceparent` and `tracestate`, and
-/// whether it has a `baggage`.
+/// The trace-context headers of a request, as [`first_values`] of [`TRACEPARENT`],
+/// [`TRACESTATE`] and [`BAGGAGE`], in that order, found them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Incoming<'h> {
+    /// The one `traceparent`; none if there were two or more, which W3C's test suite expects
+    /// to start a new trace (`test_traceparent_duplicated`).
     traceparent: Option<&'h HeaderValue>,
+    /// The first `tracestate`, and whether there are more fields of it to read.
     tracestate: Option<&'h HeaderValue>,
+    more_tracestate: bool,
+    /// Whether there is a `baggage`.
     baggage: bool,
 }
 
 impl<'h> Incoming<'h> {
-    /// From the first values of [`TRACEPARENT`], [`TRACESTATE`] and [`BAGGAGE`], in that order.
-    pub(crate) fn new([traceparent, tracestate, baggage]: [Option<&'h HeaderValue>; 3]) -> Self {
+    pub(crate) fn new(found: FirstValues<'h, 3>) -> Self {
+        let [traceparent, tracestate, baggage] = found.values;
+        let [traceparent_repeated, more_tracestate, _] = found.repeated;
         Self {
-            traceparent,
+            traceparent: traceparent.filter(|_| !traceparent_repeated),
             tracestate,
+            more_tracestate,
             baggage: baggage.is_some(),
         }
     }
@@ -250,16 +286,23 @@ pub(crate) fn extract_incoming(incoming: Incoming<'_>, headers: &HeaderMap) -> C
     Context::map_current(|current| {
         let traceparent = incoming.traceparent.map(HeaderValue::as_bytes);
         let context = match traceparent.and_then(parse) {
-            Some(ids) => {
-                let state = incoming.tracestate.and_then(|v| v.to_str().ok());
-                current.with_remote_span_context(remote(ids, state))
-            }
+            // Only a request with more than one `tracestate` looks them all up.
+            Some(ids) if incoming.more_tracestate => current.with_remote_span_context(remote(
+                ids,
+                headers
+                    .get_all(TRACESTATE)
+                    .iter()
+                    .map(HeaderValue::as_bytes),
+            )),
+            Some(ids) => current.with_remote_span_context(remote(
+                ids,
+                incoming.tracestate.map(HeaderValue::as_bytes),
+            )),
             None => current.clone(),
         };
         match incoming.baggage {
-            true => {
-                BaggagePropagator::new().extract_with_context(&context, &HeaderExtractor(headers))
-            }
+            true => crate::baggage::W3cBaggage::default()
+                .extract_with_context(&context, &HeaderExtractor(headers)),
             false => context,
         }
     })
@@ -275,7 +318,7 @@ mod tests {
         propagation::{TextMapCompositePropagator, TextMapPropagator as _},
         trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState},
     };
-    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
 
     use super::TraceContext;
 
@@ -407,7 +450,7 @@ mod tests {
     fn global() -> TextMapCompositePropagator {
         TextMapCompositePropagator::new(vec![
             Box::new(TraceContext),
-            Box::new(BaggagePropagator::new()),
+            Box::new(crate::baggage::W3cBaggage::default()),
         ])
     }
 
@@ -516,11 +559,81 @@ mod tests {
             super::BAGGAGE,
         ];
         let found = super::first_values(&headers, &names);
-        for (name, value) in names.iter().zip(found) {
+        for (name, value) in names.iter().zip(found.values) {
             assert_eq!(value, headers.get(name), "{name}");
         }
-        assert_eq!(found[1].map(HeaderValue::as_bytes), Some(VALID.as_bytes()));
-        assert_eq!(super::first_values(&HeaderMap::new(), &names), [None; 5]);
+        assert_eq!(
+            found.values[1].map(HeaderValue::as_bytes),
+            Some(VALID.as_bytes())
+        );
+        assert_eq!(found.repeated, [false, true, false, false, false]);
+        let empty = HeaderMap::new();
+        let none = super::first_values(&empty, &names);
+        assert_eq!((none.values, none.repeated), ([None; 5], [false; 5]));
+    }
+
+    /// A request's header fields, in order.
+    type Fields = &'static [(&'static str, &'static str)];
+
+    /// W3C's test suite (w3c/trace-context acab820, `test/test.py`): two `traceparent` fields
+    /// start a new trace (`test_traceparent_duplicated`), several `tracestate` fields are one
+    /// list (`test_tracestate_multiple_headers_different_keys`), and a malformed `tracestate`
+    /// loses itself, not the trace (`test_tracestate_value_illegal_characters`). Read the same
+    /// by the SERVER span and by the global propagator.
+    #[test]
+    fn repeated_trace_context_fields_are_read_as_the_w3c_test_suite_expects() {
+        const OTHER: &str = "00-12345678901234567890123456789012-1234567890123456-01";
+        let cases: [(Fields, bool, &str); 5] = [
+            (&[("traceparent", VALID), ("traceparent", OTHER)], false, ""),
+            (
+                &[
+                    ("traceparent", VALID),
+                    ("tracestate", "foo=1,bar=2"),
+                    ("tracestate", "rojo=1,congo=2"),
+                    ("tracestate", "baz=3"),
+                ],
+                true,
+                "foo=1,bar=2,rojo=1,congo=2,baz=3",
+            ),
+            (
+                &[
+                    ("traceparent", VALID),
+                    ("tracestate", ""),
+                    ("tracestate", "foo=1"),
+                ],
+                true,
+                "foo=1",
+            ),
+            (
+                &[("traceparent", VALID), ("tracestate", "foo=bar=baz")],
+                true,
+                "",
+            ),
+            (&[("tracestate", "foo=1")], false, ""),
+        ];
+        for (fields, continued, state) in cases {
+            let mut headers = http::HeaderMap::new();
+            for (name, value) in fields {
+                headers.append(
+                    http::HeaderName::from_static(name),
+                    http::HeaderValue::from_static(value),
+                );
+            }
+            for context in [
+                super::extract(&headers),
+                global().extract(&super::HeaderExtractor(&headers)),
+            ] {
+                let span = context.span().span_context().clone();
+                assert_eq!(span.is_valid(), continued, "{fields:?}");
+                if continued {
+                    assert_eq!(
+                        format!("{:032x}", span.trace_id()),
+                        "4bf92f3577b34da6a3ce929d0e0e4736"
+                    );
+                }
+                assert_eq!(span.trace_state().header(), state, "{fields:?}");
+            }
+        }
     }
 
     #[test]

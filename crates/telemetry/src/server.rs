@@ -127,16 +127,17 @@ where
                 measured: Some(measured),
             };
         };
-        let [host, user_agent, traceparent, tracestate, baggage] =
-            crate::propagation::first_values(request.headers(), &READ_HEADERS);
-        let incoming = crate::propagation::Incoming::new([traceparent, tracestate, baggage]);
+        let found = crate::propagation::first_values(request.headers(), &READ_HEADERS);
+        let [host, user_agent, values @ ..] = found.values;
+        let [_, _, repeated @ ..] = found.repeated;
+        let incoming =
+            crate::propagation::Incoming::new(crate::propagation::FirstValues { values, repeated });
         // The caller's context, baggage and all, is the span's parent and stays around it.
         let parent = crate::propagation::extract_incoming(incoming, request.headers());
         let span = tracer
             .span_builder(match (names, method) {
-                // Semantic conventions: a method nobody knows names the span "HTTP".
-                (_, "_OTHER") => "HTTP",
                 (Some(names), _) => names.span,
+                (None, "_OTHER") => "HTTP",
                 (None, _) => method,
             })
             .with_kind(SpanKind::Server)
@@ -262,8 +263,10 @@ fn route_names(method: &'static str, route: &str) -> RouteNames {
         return names;
     }
     let route: &'static str = Box::leak(route.into());
+    // Semantic conventions (http-spans, "Name"): a method nobody knows is named "HTTP".
+    let shown = if method == "_OTHER" { "HTTP" } else { method };
     let names = RouteNames {
-        span: Box::leak(format!("{method} {route}").into_boxed_str()),
+        span: Box::leak(format!("{shown} {route}").into_boxed_str()),
         route,
     };
     known.push((method, names));
@@ -297,6 +300,14 @@ fn request_attributes(
     ]);
     if let Some(route) = measured.route {
         attributes.push(KeyValue::new("http.route", route));
+    }
+    // Conditionally required whenever `http.request.method` is `_OTHER`. The client chose it,
+    // so it is cut to the attribute length limit like any other such value.
+    if measured.method == "_OTHER" {
+        attributes.push(KeyValue::new(
+            "http.request.method_original",
+            request.method().as_str().to_owned(),
+        ));
     }
     if let Some(query) = request.uri().query().filter(|q| !q.is_empty()) {
         attributes.push(KeyValue::new("url.query", redact_query(query)));
@@ -396,6 +407,7 @@ mod tests {
                 ("GET", "/stock/{item}", "GET /stock/{item}"),
                 ("POST", "/stock/{item}", "POST /stock/{item}"),
                 ("GET", "/orders/{id}", "GET /orders/{id}"),
+                ("_OTHER", "/orders", "HTTP /orders"),
             ] {
                 let names = route_names(method, route);
                 assert_eq!((names.span, names.route), (name, route));

@@ -278,6 +278,7 @@ mod tests {
             trace_id: "0".repeat(32),
             span_id: "1".repeat(16),
             parent_span_id: None,
+            trace_state: String::new(),
             name: "POST /charges".into(),
             kind,
             service_name: service.into(),

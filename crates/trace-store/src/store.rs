@@ -27,6 +27,8 @@ pub struct StoredSpan {
     pub span_id: String,
     /// 16 hex digits; `None` for a root span.
     pub parent_span_id: Option<String>,
+    /// The W3C `tracestate` the span was made with; empty if none.
+    pub trace_state: String,
     /// The span name.
     pub name: String,
     /// SERVER, CLIENT, …
@@ -522,6 +524,7 @@ fn flatten(
         trace_id: hex(&span.trace_id),
         span_id: hex(&span.span_id),
         parent_span_id: (!span.parent_span_id.is_empty()).then(|| hex(&span.parent_span_id)),
+        trace_state: span.trace_state,
         name: span.name,
         kind: SpanKind::from(span.kind),
         service_name: service_name.to_owned(),

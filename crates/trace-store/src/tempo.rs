@@ -70,6 +70,9 @@ pub struct SpanJson {
     /// Base64; absent for a root span.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub parent_span_id: String,
+    /// The W3C `tracestate`; absent if empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_state: String,
     /// The span name.
     #[serde(default)]
     pub name: String,
@@ -260,6 +263,7 @@ fn span_to_json(span: &StoredSpan) -> SpanJson {
             .as_deref()
             .map(hex_to_base64)
             .unwrap_or_default(),
+        trace_state: span.trace_state.clone(),
         name: span.name.clone(),
         kind: kind_name(span.kind).to_owned(),
         start_time_unix_nano: span.start_unix_nano,
@@ -309,6 +313,7 @@ pub fn from_tempo_json(trace: TraceJson) -> Result<Vec<StoredSpan>, TempoJsonErr
                         "" => None,
                         raw => Some(id(raw)?),
                     },
+                    trace_state: span.trace_state,
                     kind: kind_from_name(&span.kind),
                     service_name: service_name.clone(),
                     scope_name: scope.scope.name.clone(),
