@@ -307,6 +307,7 @@ mod tests {
             trace_id: "t".repeat(32),
             span_id: id.to_owned(),
             parent_span_id: parent.map(str::to_owned),
+            trace_state: String::new(),
             name: name.to_owned(),
             kind: SpanKind::Internal,
             service_name: "svc".to_owned(),

@@ -1,23 +1,29 @@
-//! The `baggage` a request brings, read as W3C Baggage means it, by the SDK's propagator.
+//! The `baggage` a request brings, read as W3C Baggage means it.
 //!
 //! opentelemetry_sdk 0.33.1's `BaggagePropagator` (`src/propagation/baggage.rs`) reads only
-//! the first `baggage` field, and cuts a value at its first `=` (`split('=')`): `token=YWJjZA==`
-//! arrives as `YWJjZA` and is passed on so. W3C Baggage allows several fields, one list as
-//! RFC 9110 §5.3 joins them, and `=` in a value (`baggage-octet` includes it: base64's padding,
-//! say). [`W3cBaggage`] hands the SDK's propagator the fields joined, with each `=` inside a
-//! value written `%3D`, which the SDK decodes back to `=` (and writes so when it injects).
-//! Everything else is the SDK's: its limits (64 members, 8 192 bytes of header, counted after
-//! the `%3D`s), percent-decoding, properties and injection.
-
-use std::borrow::Cow;
+//! the first `baggage` field, and cuts a value at its second `=` (`split('=')`):
+//! `token=YWJjZA==` arrives as `YWJjZA` and is passed on so. W3C Baggage allows several fields,
+//! one list as RFC 9110 §5.3 joins them, and `=` in a value (`baggage-octet` includes it:
+//! base64's padding, say). [`W3cBaggage`] extracts as the SDK does, with its limits (8 192
+//! bytes of header, checked before any member is read; 64 members; the SDK's `Baggage` holds
+//! each to its own), its percent-decoding and its properties, from every field, with a value
+//! running to the member's first `;`. Injection is the SDK's.
 
 use opentelemetry::{
     Context,
+    baggage::{BaggageExt as _, KeyValueMetadata},
     propagation::{Extractor, Injector, TextMapPropagator, text_map_propagator::FieldIter},
 };
 use opentelemetry_sdk::propagation::BaggagePropagator;
+use percent_encoding::percent_decode_str;
 
-/// The SDK's W3C Baggage propagator, given every field and the whole of each value.
+/// W3C Baggage's limit on the header, all fields together, as the SDK has it.
+const MAX_LENGTH: usize = 8192;
+
+/// W3C Baggage's limit on members, as the SDK has it.
+const MAX_MEMBERS: usize = 64;
+
+/// W3C Baggage: the SDK's propagator, reading every field and the whole of each value.
 #[derive(Debug, Default)]
 pub(crate) struct W3cBaggage(BaggagePropagator);
 
@@ -27,12 +33,21 @@ impl TextMapPropagator for W3cBaggage {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        match extractor.get_all("baggage") {
-            Some(fields) => self
-                .0
-                .extract_with_context(cx, &OneField(&as_one_field(&fields))),
-            None => cx.clone(),
+        let Some(fields) = extractor.get_all("baggage") else {
+            return cx.clone();
+        };
+        // The fields as one, with a comma between each two.
+        let length = fields.iter().map(|f| f.len() + 1).sum::<usize>() - 1;
+        if length > MAX_LENGTH {
+            return cx.clone();
         }
+        cx.with_baggage(
+            fields
+                .iter()
+                .flat_map(|field| field.split(','))
+                .take(MAX_MEMBERS)
+                .filter_map(member),
+        )
     }
 
     fn fields(&self) -> FieldIter<'_> {
@@ -40,51 +55,22 @@ impl TextMapPropagator for W3cBaggage {
     }
 }
 
-/// A `baggage` header of one field, for the SDK's propagator.
-struct OneField<'a>(&'a str);
-
-impl Extractor for OneField<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        (key == "baggage").then_some(self.0)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        vec!["baggage"]
-    }
-}
-
-/// `fields` as one, joined by commas, with every `=` after a member's first (before its
-/// properties) written `%3D`. Borrowed when that changes nothing.
-fn as_one_field<'a>(fields: &[&'a str]) -> Cow<'a, str> {
-    let joined = match fields {
-        [one] => Cow::Borrowed(*one),
-        many => Cow::Owned(many.join(",")),
-    };
-    let inner_equals = |member: &str| {
-        let pair = member.split(';').next().unwrap_or_default();
-        pair.bytes().filter(|&b| b == b'=').count() > 1
-    };
-    if !joined.split(',').any(inner_equals) {
-        return joined;
-    }
-    let escaped: Vec<String> = joined
-        .split(',')
-        .map(|member| {
-            let (pair, properties) = match member.split_once(';') {
-                Some((pair, properties)) => (pair, Some(properties)),
-                None => (member, None),
-            };
-            let pair = match pair.split_once('=') {
-                Some((key, value)) => format!("{key}={}", value.replace('=', "%3D")),
-                None => pair.to_owned(),
-            };
-            match properties {
-                Some(properties) => format!("{pair};{properties}"),
-                None => pair,
-            }
-        })
+/// One list member, `key=value;property;…`, percent-decoded and trimmed as the SDK does it;
+/// `None` if it has no `=` or is not UTF-8 once decoded.
+fn member(text: &str) -> Option<KeyValueMetadata> {
+    let mut parts = text.split(';');
+    let (key, value) = parts.next()?.split_once('=')?;
+    let key = percent_decode_str(key).decode_utf8().ok()?;
+    let value = percent_decode_str(value).decode_utf8().ok()?;
+    let properties: Vec<String> = parts
+        .flat_map(|property| percent_decode_str(property).decode_utf8())
+        .map(|property| property.trim().to_owned())
         .collect();
-    Cow::Owned(escaped.join(","))
+    Some(KeyValueMetadata::new(
+        key.trim().to_owned(),
+        value.trim().to_owned(),
+        properties.join(";").as_str(),
+    ))
 }
 
 #[cfg(test)]
@@ -150,11 +136,28 @@ mod tests {
     }
 
     #[test]
-    fn every_baggage_field_is_read_in_order() {
+    fn every_baggage_field_is_read() {
         assert_eq!(
             extracted(&["user=alice", "tier=gold;p=1"]),
             [entry("tier", "gold", "p=1"), entry("user", "alice", "")]
         );
+    }
+
+    /// W3C Baggage's limits: all 64 members of a header of at most 8 192 bytes are kept, the
+    /// `=`s in their values included; a header over 8 192 bytes, all fields together, is
+    /// dropped whole, as the SDK drops one field over it.
+    #[test]
+    fn a_header_within_the_limits_is_kept_whole_and_one_over_them_dropped() {
+        let value = format!("{}==", "b".repeat(118));
+        let members: Vec<String> = (0..64).map(|i| format!("k{i:02}={value}")).collect();
+        let header: &'static str = Box::leak(members.join(",").into_boxed_str());
+        assert!(header.len() <= 8192, "{}", header.len());
+        let kept = extracted(&[header]);
+        assert_eq!(kept.len(), 64);
+        assert!(kept.iter().all(|(_, v, _)| *v == value));
+        let half: &'static str = Box::leak(members[..40].join(",").into_boxed_str());
+        assert!(half.len() * 2 > 8192);
+        assert_eq!(extracted(&[half, half]), []);
     }
 
     #[test]

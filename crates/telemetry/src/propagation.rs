@@ -176,14 +176,16 @@ impl Extractor for HeaderExtractor<'_> {
         self.0.keys().map(HeaderName::as_str).collect()
     }
 
-    /// Every field of the header that is visible ASCII, in order, if there is one.
+    /// Every field of the header, in order, if there is one and each is visible ASCII. A
+    /// field that is not makes the whole header unreadable, as the SERVER span reads it: two
+    /// `traceparent`s are a new trace and a `tracestate` with a malformed field is dropped.
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
         let values: Vec<&str> = self
             .0
             .get_all(key)
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
+            .map(|value| value.to_str().ok())
+            .collect::<Option<_>>()?;
         (!values.is_empty()).then_some(values)
     }
 }
