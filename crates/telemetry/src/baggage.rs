@@ -74,7 +74,7 @@ fn member(text: &str) -> Option<KeyValueMetadata> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
 
     use opentelemetry::{
@@ -110,7 +110,11 @@ mod tests {
 
     fn extracted(fields: &[&'static str]) -> Vec<(String, String, String)> {
         let headers = Fields(fields.iter().map(|v| ("baggage", *v)).collect());
-        let context = W3cBaggage::default().extract_with_context(&Context::new(), &headers);
+        entries(&W3cBaggage::default().extract_with_context(&Context::new(), &headers))
+    }
+
+    /// The baggage of `context` as (key, value, metadata), sorted.
+    pub(crate) fn entries(context: &Context) -> Vec<(String, String, String)> {
         let mut entries: Vec<_> = context
             .baggage()
             .iter()

@@ -502,15 +502,7 @@ mod tests {
                 theirs.span().span_context(),
                 "{headers:?}"
             );
-            let entries = |context: &Context| {
-                let mut entries: Vec<_> = context
-                    .baggage()
-                    .iter()
-                    .map(|(k, (v, m))| (k.to_string(), v.to_string(), m.as_str().to_owned()))
-                    .collect();
-                entries.sort();
-                entries
-            };
+            let entries = crate::baggage::tests::entries;
             assert_eq!(entries(&ours), entries(&theirs), "{headers:?}");
         }
     }
