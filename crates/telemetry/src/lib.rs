@@ -24,8 +24,9 @@
 //!   spans find each other; [`in_current_trace`] for a spawned task.
 //! - `ids`: trace and span ids as hex, for log lines, exemplars and `X-Trace-Id`.
 //! - `propagation`: W3C Trace Context (this crate's, for its cost) and the headers it travels in;
-//!   `tracestate`: that header read as W3C asks and held to 512 bytes; `baggage`: W3C Baggage
-//!   through the SDK's propagator, given every field and the whole of each value.
+//!   `tracestate`: that header read as W3C asks and held to 512 bytes; `baggage`: W3C Baggage,
+//!   read by the SDK's rules from every field and with the whole of each value, injected by
+//!   the SDK's propagator.
 //! - `errors`: [`record_error`], the ERROR status and `exception` event of a failed span.
 //! - [`metrics`]: the Prometheus registry, HTTP duration histograms with trace exemplars,
 //!   business counters, and the `/metrics` handler.

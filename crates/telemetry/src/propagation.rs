@@ -1,6 +1,6 @@
 //! W3C Trace Context (`traceparent`, `tracestate`) and the HTTP headers it travels in.
 //!
-//! [`TraceContext`] is the global propagator's first half (Baggage, the SDK's, is the second):
+//! [`TraceContext`] is the global propagator's first half (`crate::baggage` is the second):
 //! the SDK's `TraceContextPropagator` formats each `traceparent` with `format!` (ids through
 //! `core::fmt`, one digit at a time) and parses each by splitting into a `Vec` and
 //! `u128::from_str_radix`: 4.7 k instructions an injection (its header adapter included) and
@@ -163,11 +163,9 @@ pub(crate) struct HeaderExtractor<'a>(pub(crate) &'a HeaderMap);
 impl Extractor for HeaderExtractor<'_> {
     /// The header's value, if it is present and visible ASCII.
     fn get(&self, key: &str) -> Option<&str> {
-        let value = match key {
-            "traceparent" => self.0.get(TRACEPARENT),
-            "tracestate" => self.0.get(TRACESTATE),
-            "baggage" => self.0.get(BAGGAGE),
-            other => self.0.get(other),
+        let value = match known(key) {
+            Some(name) => self.0.get(name),
+            None => self.0.get(key),
         };
         value.and_then(|value| value.to_str().ok())
     }
@@ -180,13 +178,25 @@ impl Extractor for HeaderExtractor<'_> {
     /// field that is not makes the whole header unreadable, as the SERVER span reads it: two
     /// `traceparent`s are a new trace and a `tracestate` with a malformed field is dropped.
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let values: Vec<&str> = self
-            .0
-            .get_all(key)
+        let fields = match known(key) {
+            Some(name) => self.0.get_all(name),
+            None => self.0.get_all(key),
+        };
+        let values: Vec<&str> = fields
             .iter()
             .map(|value| value.to_str().ok())
             .collect::<Option<_>>()?;
         (!values.is_empty()).then_some(values)
+    }
+}
+
+/// The constant of one of the three propagation headers, so that it is not parsed from `key`.
+fn known(key: &str) -> Option<HeaderName> {
+    match key {
+        "traceparent" => Some(TRACEPARENT),
+        "tracestate" => Some(TRACESTATE),
+        "baggage" => Some(BAGGAGE),
+        _ => None,
     }
 }
 
