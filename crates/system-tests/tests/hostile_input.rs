@@ -26,6 +26,15 @@ fn last_call_headers(seen: &Mutex<Vec<HeaderMap>>) -> HeaderMap {
         .expect("payment was called")
 }
 
+/// An order of one book to `system`, continuing the trace `trace_id` from a fixed parent.
+fn order_in_trace(system: &System, trace_id: &str) -> reqwest::RequestBuilder {
+    system
+        .client()
+        .post(format!("{}/orders", system.url(Service::Order)))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"item": "book", "quantity": 1, "price": 1.0}))
+}
+
 /// A payment-service stand-in that charges and remembers the headers it was sent.
 async fn capturing_payment() -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -90,18 +99,10 @@ async fn oversized_tracestate_and_baggage_are_served_held_to_limits_and_not_reco
     assert!(tracestate.len() > 100_000 && baggage.len() > 90_000);
     // 10 000 members are more than W3C's 32, so the whole `tracestate` is dropped; what is
     // held to 512 bytes is `long_tracestate_members_…` below.
-    let url = format!("{}/orders", system.url(Service::Order));
     let answer = system_tests::send(
-        system
-            .client()
-            .post(&url)
-            .header(
-                "traceparent",
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            )
+        order_in_trace(&system, "4bf92f3577b34da6a3ce929d0e0e4736")
             .header("tracestate", &tracestate)
-            .header("baggage", &baggage)
-            .json(&json!({"item": "book", "quantity": 1, "price": 1.0})),
+            .header("baggage", &baggage),
     )
     .await;
     assert_eq!(answer.status, 201, "{:?}", answer.body);
@@ -166,13 +167,9 @@ async fn well_formed_tracestate_and_baggage_pass_on_unchanged_from_the_client_sp
     let (system, seen) = system_with_capturing_payment().await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let answer = system_tests::send(
-        system
-            .client()
-            .post(format!("{}/orders", system.url(Service::Order)))
-            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        order_in_trace(&system, trace_id)
             .header("tracestate", "vendor=opaque,other=1")
-            .header("baggage", "user=alice,tier=gold")
-            .json(&json!({"item": "book", "quantity": 1, "price": 1.0})),
+            .header("baggage", "user=alice,tier=gold"),
     )
     .await;
     assert_eq!(answer.status, 201, "{:?}", answer.body);
@@ -230,12 +227,7 @@ async fn long_tracestate_members_are_held_to_512_bytes_passed_on_and_exported() 
         .collect();
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let answer = system_tests::send(
-        system
-            .client()
-            .post(format!("{}/orders", system.url(Service::Order)))
-            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-            .header("tracestate", members.join(","))
-            .json(&json!({"item": "book", "quantity": 1, "price": 1.0})),
+        order_in_trace(&system, trace_id).header("tracestate", members.join(",")),
     )
     .await;
     assert_eq!(answer.status, 201, "{:?}", answer.body);
@@ -260,16 +252,11 @@ async fn long_tracestate_members_are_held_to_512_bytes_passed_on_and_exported() 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_traceparents_start_a_new_trace_and_repeated_fields_are_one_list() {
     let (system, seen) = system_with_capturing_payment().await;
-    let url = format!("{}/orders", system.url(Service::Order));
     let first = "4bf92f3577b34da6a3ce929d0e0e4736";
     let second = "12345678901234567890123456789012";
     let answer = system_tests::send(
-        system
-            .client()
-            .post(&url)
-            .header("traceparent", format!("00-{first}-00f067aa0ba902b7-01"))
-            .header("traceparent", format!("00-{second}-1234567890123456-01"))
-            .json(&json!({"item": "book", "quantity": 1, "price": 1.0})),
+        order_in_trace(&system, first)
+            .header("traceparent", format!("00-{second}-1234567890123456-01")),
     )
     .await;
     assert_eq!(answer.status, 201, "{:?}", answer.body);
@@ -277,16 +264,12 @@ async fn two_traceparents_start_a_new_trace_and_repeated_fields_are_one_list() {
     assert!(trace_id != first && trace_id != second, "{trace_id}");
 
     let answer = system_tests::send(
-        system
-            .client()
-            .post(&url)
-            .header("traceparent", format!("00-{first}-00f067aa0ba902b7-01"))
+        order_in_trace(&system, first)
             .header("tracestate", "foo=1,bar=2")
             .header("tracestate", "")
             .header("tracestate", "rojo=1,congo=2")
             .header("baggage", "token=YWJjZA==")
-            .header("baggage", "user=alice")
-            .json(&json!({"item": "book", "quantity": 1, "price": 1.0})),
+            .header("baggage", "user=alice"),
     )
     .await;
     assert_eq!(answer.status, 201, "{:?}", answer.body);

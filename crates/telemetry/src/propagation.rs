@@ -259,9 +259,10 @@ pub(crate) struct Incoming<'h> {
 }
 
 impl<'h> Incoming<'h> {
-    pub(crate) fn new(found: FirstValues<'h, 3>) -> Self {
-        let [traceparent, tracestate, baggage] = found.values;
-        let [traceparent_repeated, more_tracestate, _] = found.repeated;
+    pub(crate) fn new(
+        [traceparent, tracestate, baggage]: [Option<&'h HeaderValue>; 3],
+        [traceparent_repeated, more_tracestate, _]: [bool; 3],
+    ) -> Self {
         Self {
             traceparent: traceparent.filter(|_| !traceparent_repeated),
             tracestate,
@@ -287,7 +288,7 @@ fn shared(value: &[u8]) -> Bytes {
 #[cfg(test)]
 pub(crate) fn extract(headers: &HeaderMap) -> Context {
     let incoming = first_values(headers, &[TRACEPARENT, TRACESTATE, BAGGAGE]);
-    extract_incoming(Incoming::new(incoming), headers)
+    extract_incoming(Incoming::new(incoming.values, incoming.repeated), headers)
 }
 
 /// The context a request's headers carry on top of the current one (which is all there is if

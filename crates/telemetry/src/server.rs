@@ -130,8 +130,7 @@ where
         let found = crate::propagation::first_values(request.headers(), &READ_HEADERS);
         let [host, user_agent, values @ ..] = found.values;
         let [_, _, repeated @ ..] = found.repeated;
-        let incoming =
-            crate::propagation::Incoming::new(crate::propagation::FirstValues { values, repeated });
+        let incoming = crate::propagation::Incoming::new(values, repeated);
         // The caller's context, baggage and all, is the span's parent and stays around it.
         let parent = crate::propagation::extract_incoming(incoming, request.headers());
         let span = tracer
